@@ -1,0 +1,477 @@
+//! The ONNX Runtime side: finding and loading the library, creating a session on the requested
+//! execution provider, checking the model against the pose contract, and running a batch.
+//!
+//! No GStreamer here: errors are [`EngineError`]s with messages a user can act on; the element
+//! turns them into GStreamer errors.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ort::environment::Environment;
+use ort::ep;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::{TensorElementType, TensorRef, ValueType};
+use parking_lot::Mutex;
+
+use crate::decode::POSE_CHANNELS;
+
+/// The ONNX Runtime release the set-up scripts install.
+pub const ORT_VERSION: &str = "1.31.1";
+/// The command that installs it.
+pub const SETUP_HINT: &str = "run `scripts/setup.sh` from the yoloanonymize source tree (it installs the ONNX Runtime library from the `onnxruntime` wheel), or set ORT_DYLIB_PATH to a libonnxruntime.so";
+
+/// Which execution provider the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// CUDA if it can be registered, else CPU.
+    Auto,
+    Cpu,
+    /// CUDA on the given device index.
+    Cuda(i32),
+}
+
+impl Device {
+    /// Parses `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "auto" | "" => Ok(Device::Auto),
+            "cpu" => Ok(Device::Cpu),
+            "cuda" | "gpu" => Ok(Device::Cuda(0)),
+            _ => match s.strip_prefix("cuda:").map(str::parse::<i32>) {
+                Some(Ok(n)) if n >= 0 => Ok(Device::Cuda(n)),
+                _ => Err(format!(
+                    "unknown device '{s}': use auto, cpu, cuda or cuda:N"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Auto => write!(f, "auto"),
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// Everything that can go wrong before or during inference, each with what to do about it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineError {
+    /// The ONNX Runtime library could not be found or loaded.
+    Library(String),
+    /// The model file is missing or unreadable.
+    ModelFile { path: PathBuf, reason: String },
+    /// ONNX Runtime rejected the file (not ONNX, unsupported operators, ...).
+    ModelLoad { path: PathBuf, reason: String },
+    /// The model loads but is not a YOLO pose model.
+    Contract { path: PathBuf, reason: String },
+    /// The execution provider the user asked for is not available.
+    Provider(String),
+    /// A batch failed to run.
+    Inference(String),
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Library(m) => write!(f, "{m}"),
+            EngineError::ModelFile { path, reason } => write!(
+                f,
+                "cannot read model file '{}': {reason}; set the `model` property to a YOLO pose ONNX file",
+                path.display()
+            ),
+            EngineError::ModelLoad { path, reason } => write!(
+                f,
+                "ONNX Runtime cannot load '{}' as a model: {reason}; the `model` property must name an ONNX file (for example models/yolo11n-pose-dynamic.onnx)",
+                path.display()
+            ),
+            EngineError::Contract { path, reason } => write!(
+                f,
+                "'{}' is not a YOLO pose model: {reason}; use a YOLO pose export such as models/yolo11n-pose-dynamic.onnx",
+                path.display()
+            ),
+            EngineError::Provider(m) => write!(f, "{m}"),
+            EngineError::Inference(m) => write!(f, "inference failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// Where the element looks for `libonnxruntime.so`, in order.
+///
+/// `ORT_DYLIB_PATH`; each of `extra_dirs` (the element passes the plugin's own directory); the
+/// path baked in at build time from `YOLOANONYMIZE_ORT_LIB` (set by meson); the source tree's
+/// `.deps/onnxruntime/` filled by `scripts/setup.sh`; then the system library directories.
+pub fn library_candidates(extra_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut c = Vec::new();
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        c.push(PathBuf::from(p));
+    }
+    for d in extra_dirs {
+        c.push(d.join("libonnxruntime.so"));
+    }
+    if let Some(p) = option_env!("YOLOANONYMIZE_ORT_LIB") {
+        c.push(PathBuf::from(p));
+    }
+    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps/onnxruntime/libonnxruntime.so"));
+    for d in [
+        "/usr/local/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+    ] {
+        c.push(Path::new(d).join("libonnxruntime.so"));
+    }
+    c
+}
+
+static ENVIRONMENT: Mutex<Option<Environment>> = Mutex::new(None);
+
+/// Loads ONNX Runtime once per process (the first candidate that exists) and returns its
+/// environment. A failure is not cached: a later call tries again.
+pub fn environment(extra_dirs: &[PathBuf]) -> Result<Environment, EngineError> {
+    let mut env = ENVIRONMENT.lock();
+    if let Some(e) = env.as_ref() {
+        return Ok(e.clone());
+    }
+    let candidates = library_candidates(extra_dirs);
+    let found = candidates.iter().find(|p| p.exists());
+    let Some(path) = found else {
+        let list: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        return Err(EngineError::Library(format!(
+            "ONNX Runtime {ORT_VERSION} (libonnxruntime.so) not found; looked in: {}; {SETUP_HINT}",
+            list.join(", ")
+        )));
+    };
+    let builder = ort::init_from(path).map_err(|e| {
+        EngineError::Library(format!(
+            "cannot load ONNX Runtime from '{}': {e}; {SETUP_HINT}",
+            path.display()
+        ))
+    })?;
+    let e = builder.with_name("yoloanonymize").build().map_err(|e| {
+        EngineError::Library(format!(
+            "cannot start ONNX Runtime from '{}': {e}",
+            path.display()
+        ))
+    })?;
+    *env = Some(e.clone());
+    Ok(e)
+}
+
+/// How to build an [`Engine`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    pub model: PathBuf,
+    pub device: Device,
+    /// Intra-op threads; 0 = one per available core.
+    pub threads: usize,
+    /// Directories searched first for the ONNX Runtime library.
+    pub library_dirs: Vec<PathBuf>,
+}
+
+/// The network's input size when the model fixes it (otherwise height and width are dynamic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputShape {
+    pub batch: Option<usize>,
+    pub height: Option<usize>,
+    pub width: Option<usize>,
+}
+
+/// A loaded pose model on one execution provider. `run` takes `&mut self`: one thread owns it.
+pub struct Engine {
+    session: Session,
+    input_name: String,
+    pub input_shape: InputShape,
+    /// The provider that took the session, e.g. `cpu` or `cuda:0`.
+    pub provider: String,
+    /// A note for the user about the provider choice (e.g. why `auto` fell back to CPU).
+    pub provider_note: Option<String>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("input_name", &self.input_name)
+            .field("input_shape", &self.input_shape)
+            .field("provider", &self.provider)
+            .finish()
+    }
+}
+
+fn dims_string(shape: &[i64]) -> String {
+    let d: Vec<String> = shape
+        .iter()
+        .map(|&d| {
+            if d < 0 {
+                "?".to_string()
+            } else {
+                d.to_string()
+            }
+        })
+        .collect();
+    format!("[{}]", d.join(","))
+}
+
+fn fixed(d: i64) -> Option<usize> {
+    (d > 0).then_some(d as usize)
+}
+
+/// Checks an input and output description against the pose contract: input `f32 [batch,3,H,W]`,
+/// output `f32 [batch,56,anchors]`. Returns the fixed dimensions of the input.
+pub fn check_contract(
+    inputs: &[(String, Option<TensorElementType>, Vec<i64>)],
+    outputs: &[(String, Option<TensorElementType>, Vec<i64>)],
+) -> Result<InputShape, String> {
+    let [(iname, ity, ishape)] = inputs else {
+        return Err(format!(
+            "expected 1 input `images` f32 [batch,3,H,W], found {} inputs",
+            inputs.len()
+        ));
+    };
+    if *ity != Some(TensorElementType::Float32)
+        || ishape.len() != 4
+        || !(ishape[1] == 3 || ishape[1] < 0)
+    {
+        return Err(format!(
+            "expected input f32 [batch,3,H,W], found `{iname}` {} {}",
+            ity.map(|t| format!("{t:?}"))
+                .unwrap_or_else(|| "non-tensor".into()),
+            dims_string(ishape)
+        ));
+    }
+    let Some((oname, oty, oshape)) = outputs.first() else {
+        return Err("expected output f32 [batch,56,anchors], found no outputs".into());
+    };
+    if *oty != Some(TensorElementType::Float32)
+        || oshape.len() != 3
+        || !(oshape[1] == POSE_CHANNELS as i64 || oshape[1] < 0)
+    {
+        return Err(format!(
+            "expected output f32 [batch,56,anchors] (box, score, 17 keypoints), found `{oname}` {} {}",
+            oty.map(|t| format!("{t:?}"))
+                .unwrap_or_else(|| "non-tensor".into()),
+            dims_string(oshape)
+        ));
+    }
+    Ok(InputShape {
+        batch: fixed(ishape[0]),
+        height: fixed(ishape[2]),
+        width: fixed(ishape[3]),
+    })
+}
+
+fn describe(v: &ValueType) -> (Option<TensorElementType>, Vec<i64>) {
+    match v {
+        ValueType::Tensor { ty, shape, .. } => (Some(*ty), shape.iter().copied().collect()),
+        _ => (None, Vec::new()),
+    }
+}
+
+impl Engine {
+    /// Loads the model on the requested device and checks it against the pose contract.
+    pub fn load(cfg: &EngineConfig) -> Result<Self, EngineError> {
+        // Check the file before ONNX Runtime does, for a plainer message.
+        std::fs::File::open(&cfg.model).map_err(|e| EngineError::ModelFile {
+            path: cfg.model.clone(),
+            reason: e.to_string(),
+        })?;
+        let env = environment(&cfg.library_dirs)?;
+        let threads = if cfg.threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            cfg.threads
+        };
+        let lib_err = |e: ort::Error<ort::session::builder::SessionBuilder>| {
+            EngineError::Library(format!("ONNX Runtime session options: {e}"))
+        };
+        let new_builder = || -> Result<ort::session::builder::SessionBuilder, EngineError> {
+            Session::builder(&env)
+                .map_err(|e| EngineError::Library(format!("ONNX Runtime session: {e}")))?
+                .with_optimization_level(GraphOptimizationLevel::Level3)
+                .map_err(lib_err)?
+                .with_intra_threads(threads)
+                .map_err(lib_err)?
+                .with_inter_threads(1)
+                .map_err(lib_err)
+        };
+        let mut builder = new_builder()?;
+        let mut provider = "cpu".to_string();
+        let mut provider_note = None;
+        let cuda_id = match cfg.device {
+            Device::Cpu => None,
+            Device::Auto => Some(0),
+            Device::Cuda(n) => Some(n),
+        };
+        if let Some(id) = cuda_id {
+            // Registered explicitly so that a failure is seen, not silently replaced by the CPU.
+            let cuda = ep::CUDA::default()
+                .with_device_id(id)
+                .build()
+                .error_on_failure();
+            match cuda.register(&mut builder) {
+                Ok(()) => provider = format!("cuda:{id}"),
+                Err(e) => {
+                    let why = format!(
+                        "the CUDA execution provider is not available ({e}); the ONNX Runtime library in use is CPU-only or cannot find libcudart.so.13 / libcuda.so.1"
+                    );
+                    if cfg.device != Device::Auto {
+                        return Err(EngineError::Provider(format!(
+                            "device={} was asked for but {why}; use device=cpu or device=auto, or install the GPU runtime",
+                            cfg.device
+                        )));
+                    }
+                    provider_note = Some(format!("device=auto: using the CPU because {why}"));
+                    builder = new_builder()?;
+                }
+            }
+        }
+        let session = builder
+            .commit_from_file(&cfg.model)
+            .map_err(|e| EngineError::ModelLoad {
+                path: cfg.model.clone(),
+                reason: e.to_string(),
+            })?;
+        let ins: Vec<_> = session
+            .inputs()
+            .iter()
+            .map(|o| {
+                let (t, s) = describe(o.dtype());
+                (o.name().to_string(), t, s)
+            })
+            .collect();
+        let outs: Vec<_> = session
+            .outputs()
+            .iter()
+            .map(|o| {
+                let (t, s) = describe(o.dtype());
+                (o.name().to_string(), t, s)
+            })
+            .collect();
+        let input_shape = check_contract(&ins, &outs).map_err(|reason| EngineError::Contract {
+            path: cfg.model.clone(),
+            reason,
+        })?;
+        Ok(Self {
+            session,
+            input_name: ins[0].0.clone(),
+            input_shape,
+            provider,
+            provider_note,
+        })
+    }
+
+    /// Runs one batch `[batch, 3, height, width]` and copies the first output into `out`,
+    /// returning its anchors count.
+    pub fn run(
+        &mut self,
+        input: &[f32],
+        shape: [usize; 4],
+        out: &mut Vec<f32>,
+    ) -> Result<usize, EngineError> {
+        let err = |e: ort::Error| EngineError::Inference(e.to_string());
+        let tensor = TensorRef::from_array_view((shape.map(|d| d as i64), input)).map_err(err)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(err)?;
+        let (oshape, data) = outputs[0].try_extract_tensor::<f32>().map_err(err)?;
+        if oshape.len() != 3
+            || oshape[0] as usize != shape[0]
+            || oshape[1] as usize != POSE_CHANNELS
+        {
+            return Err(EngineError::Inference(format!(
+                "the model returned a tensor of shape {}, expected [{},56,anchors]",
+                dims_string(oshape),
+                shape[0]
+            )));
+        }
+        out.clear();
+        out.extend_from_slice(data);
+        Ok(oshape[2] as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_parsing() {
+        assert_eq!(Device::parse("auto"), Ok(Device::Auto));
+        assert_eq!(Device::parse("CPU"), Ok(Device::Cpu));
+        assert_eq!(Device::parse("cuda"), Ok(Device::Cuda(0)));
+        assert_eq!(Device::parse("cuda:3"), Ok(Device::Cuda(3)));
+        assert!(Device::parse("cuda:-1").is_err());
+        assert!(
+            Device::parse("tpu")
+                .unwrap_err()
+                .contains("auto, cpu, cuda or cuda:N")
+        );
+        assert_eq!(Device::Cuda(2).to_string(), "cuda:2");
+    }
+
+    fn io(ty: TensorElementType, shape: &[i64]) -> (String, Option<TensorElementType>, Vec<i64>) {
+        ("x".into(), Some(ty), shape.to_vec())
+    }
+
+    #[test]
+    fn contract_check_names_expected_and_found_shapes() {
+        let f = TensorElementType::Float32;
+        let ok = check_contract(&[io(f, &[-1, 3, -1, -1])], &[io(f, &[-1, 56, -1])]).unwrap();
+        assert_eq!(
+            ok,
+            InputShape {
+                batch: None,
+                height: None,
+                width: None
+            }
+        );
+        let fixed = check_contract(&[io(f, &[1, 3, 640, 640])], &[io(f, &[1, 56, 8400])]).unwrap();
+        assert_eq!(fixed.height, Some(640));
+        let e = check_contract(&[io(f, &[-1, 3, -1, -1])], &[io(f, &[-1, 3, -1, -1])]).unwrap_err();
+        assert!(
+            e.contains("[batch,56,anchors]") && e.contains("[?,3,?,?]"),
+            "{e}"
+        );
+        let e = check_contract(&[io(f, &[1, 1, 64, 64])], &[io(f, &[1, 56, 10])]).unwrap_err();
+        assert!(
+            e.contains("[batch,3,H,W]") && e.contains("[1,1,64,64]"),
+            "{e}"
+        );
+        let e = check_contract(
+            &[io(f, &[1, 3, 64, 64]), io(f, &[1])],
+            &[io(f, &[1, 56, 10])],
+        )
+        .unwrap_err();
+        assert!(e.contains("2 inputs"), "{e}");
+        let e = check_contract(
+            &[io(TensorElementType::Uint8, &[1, 3, 64, 64])],
+            &[io(f, &[1, 56, 10])],
+        )
+        .unwrap_err();
+        assert!(e.contains("Uint8"), "{e}");
+    }
+
+    #[test]
+    fn candidates_honour_ort_dylib_path_first() {
+        let c = library_candidates(&[PathBuf::from("/plugin/dir")]);
+        let plugin = c
+            .iter()
+            .position(|p| p == Path::new("/plugin/dir/libonnxruntime.so"))
+            .unwrap();
+        let tree = c
+            .iter()
+            .position(|p| p.ends_with(".deps/onnxruntime/libonnxruntime.so"))
+            .unwrap();
+        assert!(plugin < tree);
+    }
+}

@@ -1,0 +1,55 @@
+//! # yoloanonymize
+//!
+//! A GStreamer element that anonymizes people in video: it batches frames, runs YOLO pose
+//! inference through ONNX Runtime on its own thread and blurs, pixelates or fills the eyes, faces
+//! or bodies it finds, in place, in the frame's own format.
+//!
+//! ```text
+//! gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! yoloanonymize ! x264enc ! mp4mux ! filesink location=out.mp4
+//! ```
+//!
+//! The modules below are plain Rust (no GStreamer) and can be used on their own: [`preprocess`]
+//! (letterbox and tensor fill), [`decode`] (pose output decoding and NMS), [`regions`] (what to
+//! redact), [`redact`] (how), [`engine`] (ONNX Runtime session) and [`worker`] (inference thread).
+
+use gst::glib;
+
+pub mod decode;
+pub mod engine;
+pub mod frame;
+pub mod preprocess;
+pub mod redact;
+pub mod regions;
+pub mod worker;
+pub mod yoloanonymize;
+
+/// Path of the bundled YOLO11n-pose model: the installed data directory when built by meson
+/// (`YOLOANONYMIZE_MODEL_DIR`), else the source tree's `models/`.
+pub fn default_model_path() -> std::path::PathBuf {
+    const FILE: &str = "yolo11n-pose-dynamic.onnx";
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(FILE);
+    match option_env!("YOLOANONYMIZE_MODEL_DIR") {
+        Some(dir) if std::path::Path::new(dir).join(FILE).exists() || !source.exists() => {
+            std::path::Path::new(dir).join(FILE)
+        }
+        _ => source,
+    }
+}
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    yoloanonymize::register(plugin)
+}
+
+gst::plugin_define!(
+    yoloanonymize,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MPL",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    "yoloanonymize",
+    env!("BUILD_REL_DATE")
+);

@@ -1,0 +1,947 @@
+//! # yoloanonymize
+//!
+//! Finds people with YOLO pose inference (ONNX Runtime, on its own thread) and redacts their eyes,
+//! faces or bodies in place.
+//!
+//! ```text
+//! gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! yoloanonymize targets=eyes+face method=blur ! x264enc ! mp4mux ! filesink location=out.mp4
+//! ```
+//!
+//! Frames are held until `batch-size` of them have arrived (or EOS, a caps change, a segment or a
+//! discontinuity forces the partial batch out), preprocessed as they arrive, and analysed by the
+//! worker while the next batch is collected. Every frame leaves, in order, with its timestamps. A
+//! frame that could not be analysed leaves fully pixelated and the element posts a warning.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::base_transform::GenerateOutputSuccess;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+use once_cell::sync::OnceCell;
+use parking_lot::Mutex;
+
+use super::{Method, Targets};
+use crate::decode::Detection;
+use crate::engine::{Device, Engine, EngineConfig, EngineError};
+use crate::frame::{FrameMut, FrameRef, PixelFormat};
+use crate::preprocess::{Letterbox, Preprocessor};
+use crate::redact::{self, RedactParams, Scratch};
+use crate::regions::{Region, RegionParams, regions_for};
+use crate::worker::{Job, JobResult, Worker};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "yoloanonymize",
+        gst::DebugColorFlags::empty(),
+        Some("YOLO pose anonymizer"),
+    )
+});
+
+/// Directory of the loaded plugin file, searched first for `libonnxruntime.so`.
+pub(crate) static PLUGIN_DIR: OnceCell<PathBuf> = OnceCell::new();
+
+const DEFAULT_BATCH_SIZE: u32 = 4;
+const DEFAULT_DEVICE: &str = "auto";
+const DEFAULT_THREADS: u32 = 0;
+const DEFAULT_CONF_THRESHOLD: f64 = 0.25;
+const DEFAULT_IOU_THRESHOLD: f64 = 0.7;
+const DEFAULT_KEYPOINT_THRESHOLD: f64 = 0.5;
+const DEFAULT_INPUT_SIZE: u32 = 640;
+const DEFAULT_MARGIN: f64 = 0.15;
+const DEFAULT_PIXEL_SIZE: u32 = 0;
+const DEFAULT_FILL_COLOR: u32 = 0x000000;
+/// Batches handed to the worker and not yet returned, beyond the one being collected.
+const MAX_IN_FLIGHT: usize = 1;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    model: PathBuf,
+    batch_size: u32,
+    device: String,
+    threads: u32,
+    conf_threshold: f64,
+    iou_threshold: f64,
+    keypoint_threshold: f64,
+    input_size: u32,
+    targets: Targets,
+    method: Method,
+    margin: f64,
+    pixel_size: u32,
+    fill_color: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            model: crate::default_model_path(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            device: DEFAULT_DEVICE.into(),
+            threads: DEFAULT_THREADS,
+            conf_threshold: DEFAULT_CONF_THRESHOLD,
+            iou_threshold: DEFAULT_IOU_THRESHOLD,
+            keypoint_threshold: DEFAULT_KEYPOINT_THRESHOLD,
+            input_size: DEFAULT_INPUT_SIZE,
+            targets: Targets::EYES,
+            method: Method::Blur,
+            margin: DEFAULT_MARGIN,
+            pixel_size: DEFAULT_PIXEL_SIZE,
+            fill_color: DEFAULT_FILL_COLOR,
+        }
+    }
+}
+
+impl Settings {
+    fn region_params(&self) -> RegionParams {
+        RegionParams {
+            targets: self.targets.bits(),
+            margin: self.margin as f32,
+            keypoint_threshold: self.keypoint_threshold as f32,
+        }
+    }
+
+    fn redact_params(&self) -> RedactParams {
+        let c = self.fill_color;
+        RedactParams {
+            method: self.method.into(),
+            pixel_size: self.pixel_size,
+            fill_rgb: [(c >> 16) as u8, (c >> 8) as u8, c as u8],
+        }
+    }
+}
+
+/// A batch handed to the worker, waiting for its detections.
+struct Pending {
+    id: u64,
+    frames: Vec<gst::Buffer>,
+}
+
+/// What exists between `start` and `stop`.
+struct State {
+    worker: Arc<Worker>,
+    /// Fixed network size, when the model has one.
+    fixed_hw: Option<(usize, usize)>,
+    /// The most images the model takes at once, when fixed.
+    fixed_batch: Option<usize>,
+    provider: String,
+    /// Negotiated input, set by `set_caps`.
+    video: Option<(gst_video::VideoInfo, PixelFormat, Letterbox)>,
+    /// Frames of the batch being collected, already written into `tensor`.
+    collecting: Vec<gst::Buffer>,
+    tensor: Vec<f32>,
+    spare_tensors: Vec<Vec<f32>>,
+    pending: VecDeque<Pending>,
+    /// Processed frames waiting to leave through `generate_output`.
+    ready: VecDeque<gst::Buffer>,
+    next_id: u64,
+    preprocessor: Preprocessor,
+    scratch: Scratch,
+    regions: Vec<Region>,
+    frames_whole: u64,
+}
+
+#[derive(Default)]
+pub struct YoloAnonymize {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for YoloAnonymize {
+    const NAME: &'static str = "GstYoloAnonymize";
+    type Type = super::YoloAnonymize;
+    type ParentType = gst_base::BaseTransform;
+}
+
+fn pixel_format(f: gst_video::VideoFormat) -> Option<PixelFormat> {
+    use gst_video::VideoFormat as V;
+    Some(match f {
+        V::I420 => PixelFormat::I420,
+        V::Nv12 => PixelFormat::Nv12,
+        V::Rgb => PixelFormat::Rgb,
+        V::Bgr => PixelFormat::Bgr,
+        V::Rgba => PixelFormat::Rgba,
+        V::Bgra => PixelFormat::Bgra,
+        V::Rgbx => PixelFormat::Rgbx,
+        V::Bgrx => PixelFormat::Bgrx,
+        _ => return None,
+    })
+}
+
+const FORMATS: [gst_video::VideoFormat; 8] = [
+    gst_video::VideoFormat::I420,
+    gst_video::VideoFormat::Nv12,
+    gst_video::VideoFormat::Rgb,
+    gst_video::VideoFormat::Bgr,
+    gst_video::VideoFormat::Rgba,
+    gst_video::VideoFormat::Bgra,
+    gst_video::VideoFormat::Rgbx,
+    gst_video::VideoFormat::Bgrx,
+];
+
+fn template_caps() -> gst::Caps {
+    gst_video::VideoCapsBuilder::new()
+        .format_list(FORMATS)
+        .build()
+}
+
+fn frame_ref<'a>(
+    f: &'a gst_video::VideoFrameRef<&gst::BufferRef>,
+    format: PixelFormat,
+) -> FrameRef<'a> {
+    let mut planes: [&[u8]; 3] = [&[], &[], &[]];
+    let mut strides = [0usize; 3];
+    for p in 0..(f.n_planes() as usize).min(3) {
+        planes[p] = f.plane_data(p as u32).unwrap_or(&[]);
+        strides[p] = f.plane_stride()[p] as usize;
+    }
+    FrameRef {
+        format,
+        width: f.width() as usize,
+        height: f.height() as usize,
+        planes,
+        strides,
+    }
+}
+
+fn frame_mut<'a>(
+    f: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    format: PixelFormat,
+) -> FrameMut<'a> {
+    let (width, height) = (f.width() as usize, f.height() as usize);
+    let s = f.plane_stride();
+    let strides = [
+        s[0] as usize,
+        s.get(1).copied().unwrap_or(0) as usize,
+        s.get(2).copied().unwrap_or(0) as usize,
+    ];
+    let [p0, p1, p2, _] = f.planes_data_mut();
+    FrameMut {
+        format,
+        width,
+        height,
+        planes: [p0, p1, p2],
+        strides,
+    }
+}
+
+impl YoloAnonymize {
+    fn engine_config(&self, s: &Settings) -> Result<EngineConfig, gst::ErrorMessage> {
+        let device = Device::parse(&s.device)
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+        Ok(EngineConfig {
+            model: s.model.clone(),
+            device,
+            threads: s.threads as usize,
+            library_dirs: PLUGIN_DIR.get().cloned().into_iter().collect(),
+        })
+    }
+
+    /// Preprocesses `buffer` into the batch tensor and holds it; hands the batch to the worker
+    /// when full.
+    fn collect(
+        &self,
+        state: &mut State,
+        buffer: gst::Buffer,
+        batch_size: usize,
+    ) -> Result<(), gst::FlowError> {
+        let Some((info, format, lb)) = state.video.as_ref() else {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("Received a buffer before caps were negotiated")
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let per = lb.tensor_len();
+        let slot = state.collecting.len();
+        if state.tensor.len() < (slot + 1) * per {
+            state.tensor.resize((slot + 1) * per, 0.0);
+        }
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
+            .map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    (
+                        "Failed to map a {}x{} frame for reading",
+                        info.width(),
+                        info.height()
+                    )
+                );
+                gst::FlowError::Error
+            })?;
+        state.preprocessor.fill_tensor(
+            &frame_ref(&frame, *format),
+            lb,
+            &mut state.tensor[slot * per..(slot + 1) * per],
+        );
+        drop(frame);
+        state.collecting.push(buffer);
+        if state.collecting.len() >= batch_size {
+            self.dispatch(state)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the collected frames to the worker.
+    fn dispatch(&self, state: &mut State) -> Result<(), gst::FlowError> {
+        if state.collecting.is_empty() {
+            return Ok(());
+        }
+        let (_, _, lb) = state.video.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
+        let lb = *lb;
+        let n = state.collecting.len();
+        let (conf, iou) = {
+            let s = self.settings.lock();
+            (s.conf_threshold as f32, s.iou_threshold as f32)
+        };
+        let spare = state.spare_tensors.pop().unwrap_or_default();
+        let mut tensor = std::mem::replace(&mut state.tensor, spare);
+        tensor.truncate(n * lb.tensor_len());
+        let id = state.next_id;
+        state.next_id += 1;
+        gst::debug!(
+            CAT,
+            imp = self,
+            "Batch {id}: {n} frames to the worker at {}x{}",
+            lb.net_w,
+            lb.net_h
+        );
+        state.pending.push_back(Pending {
+            id,
+            frames: std::mem::take(&mut state.collecting),
+        });
+        let job = Job {
+            id,
+            tensor,
+            shape: [n, 3, lb.net_h, lb.net_w],
+            letterbox: lb,
+            conf_threshold: conf,
+            iou_threshold: iou,
+        };
+        if let Err(e) = state.worker.submit(job) {
+            gst::element_imp_error!(self, gst::LibraryError::Failed, ("{}", e));
+            return Err(gst::FlowError::Error);
+        }
+        Ok(())
+    }
+
+    /// Applies a worker result to its batch and moves the frames to `ready`. A result whose batch
+    /// was flushed is dropped.
+    fn finish(&self, state: &mut State, result: JobResult) -> Result<(), gst::FlowError> {
+        let JobResult {
+            id,
+            mut tensor,
+            detections,
+            infer_time,
+            decode_time,
+        } = result;
+        tensor.clear();
+        state.spare_tensors.push(tensor);
+        let Some(pos) = state.pending.iter().position(|p| p.id == id) else {
+            gst::debug!(CAT, imp = self, "Dropping the result of flushed batch {id}");
+            return Ok(());
+        };
+        // Results come back in submission order; anything older was flushed.
+        let batch = state.pending.drain(..=pos).last().expect("position found");
+        gst::debug!(
+            CAT,
+            imp = self,
+            "Batch {id}: inference {infer_time:?}, decode {decode_time:?}"
+        );
+        let settings = self.settings.lock().clone();
+        let (rp, xp) = (settings.region_params(), settings.redact_params());
+        let (info, format, _) = state.video.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let failure = detections.as_ref().err().cloned();
+        let n = batch.frames.len();
+        for (i, mut buffer) in batch.frames.into_iter().enumerate() {
+            let dets: &[Detection] = match &detections {
+                Ok(d) => d.get(i).map(Vec::as_slice).unwrap_or(&[]),
+                Err(_) => &[],
+            };
+            let pts = buffer.pts();
+            {
+                let buf = buffer.make_mut();
+                let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
+                    .map_err(|_| {
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Failed,
+                            ("Failed to map a frame for writing")
+                        );
+                        gst::FlowError::Error
+                    })?;
+                let mut frame = frame_mut(&mut vf, format);
+                if failure.is_some() {
+                    redact::redact_whole_frame(&mut frame, &mut state.scratch);
+                } else {
+                    state.regions.clear();
+                    for d in dets {
+                        regions_for(d, &rp, &mut state.regions);
+                    }
+                    for r in &state.regions {
+                        let px = r.rect.to_pixels(frame.width, frame.height);
+                        redact::redact_region(&mut frame, px, &xp, &mut state.scratch);
+                    }
+                    gst::trace!(
+                        CAT,
+                        imp = self,
+                        "Frame {:?}: {} people, {} regions",
+                        pts,
+                        dets.len(),
+                        state.regions.len()
+                    );
+                }
+            }
+            state.ready.push_back(buffer);
+        }
+        if let Some(why) = failure {
+            state.frames_whole += n as u64;
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Failed,
+                (
+                    "Could not analyse {} frames ({}); they were pixelated whole ({} so far)",
+                    n,
+                    why,
+                    state.frames_whole
+                )
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes finished results without waiting; then waits while more than `keep` batches are in
+    /// flight. The state lock is released while waiting.
+    fn collect_results(&self, keep: usize) -> Result<(), gst::FlowError> {
+        loop {
+            let worker = {
+                let mut guard = self.state.lock();
+                let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+                while let Some(r) = state.worker.try_recv().map_err(|e| {
+                    gst::element_imp_error!(self, gst::LibraryError::Failed, ("{}", e));
+                    gst::FlowError::Error
+                })? {
+                    self.finish(state, r)?;
+                }
+                if state.pending.len() <= keep {
+                    return Ok(());
+                }
+                state.worker.clone()
+            };
+            let Some(r) = worker.recv() else {
+                gst::element_imp_error!(
+                    self,
+                    gst::LibraryError::Failed,
+                    ("The inference thread stopped")
+                );
+                return Err(gst::FlowError::Error);
+            };
+            let mut guard = self.state.lock();
+            let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+            self.finish(state, r)?;
+        }
+    }
+
+    /// Sends the partial batch to the worker and waits for every batch to come back.
+    fn drain(&self) -> Result<(), gst::FlowError> {
+        {
+            let mut guard = self.state.lock();
+            let Some(state) = guard.as_mut() else {
+                return Ok(());
+            };
+            if state.collecting.is_empty() && state.pending.is_empty() {
+                return Ok(());
+            }
+            gst::debug!(
+                CAT,
+                imp = self,
+                "Draining {} collected frames and {} batches",
+                state.collecting.len(),
+                state.pending.len()
+            );
+            self.dispatch(state)?;
+        }
+        self.collect_results(0)
+    }
+
+    /// Drains and pushes every held frame downstream (before a serialized event passes).
+    fn drain_and_push(&self) -> Result<(), gst::FlowError> {
+        self.drain()?;
+        let ready: Vec<gst::Buffer> = match self.state.lock().as_mut() {
+            Some(s) => s.ready.drain(..).collect(),
+            None => return Ok(()),
+        };
+        let src = self.obj().static_pad("src").expect("src pad");
+        for b in ready {
+            src.push(b)?;
+        }
+        Ok(())
+    }
+
+    fn held_frames(&self) -> u64 {
+        let batch = self.settings.lock().batch_size as u64;
+        // A full batch in the worker while the next one is collected.
+        batch * (MAX_IN_FLIGHT as u64 + 1) - 1
+    }
+}
+
+impl ObjectImpl for YoloAnonymize {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("model")
+                    .nick("Model")
+                    .blurb("Path of a YOLO pose ONNX model (input [batch,3,H,W], output [batch,56,anchors]); defaults to the bundled YOLO11n-pose")
+                    .default_value(crate::default_model_path().to_str())
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("batch-size")
+                    .nick("Batch size")
+                    .blurb("Frames analysed together in one inference call (frames are held until a batch is full, EOS or a discontinuity)")
+                    .minimum(1)
+                    .maximum(32)
+                    .default_value(DEFAULT_BATCH_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("device")
+                    .nick("Device")
+                    .blurb("Execution provider: auto (CUDA if available, else CPU), cpu, cuda or cuda:N")
+                    .default_value(Some(DEFAULT_DEVICE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("provider")
+                    .nick("Provider")
+                    .blurb("Execution provider in use after start (cpu or cuda:N); empty before")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt::builder("threads")
+                    .nick("Threads")
+                    .blurb("ONNX Runtime intra-op threads (0 = one per available core)")
+                    .maximum(256)
+                    .default_value(DEFAULT_THREADS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("conf-threshold")
+                    .nick("Confidence threshold")
+                    .blurb("Minimum person score (0..1) for a detection to be redacted")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_CONF_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("iou-threshold")
+                    .nick("IoU threshold")
+                    .blurb("Non-maximum suppression: boxes overlapping a better one by more than this intersection-over-union (0..1) are merged")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_IOU_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("keypoint-threshold")
+                    .nick("Keypoint threshold")
+                    .blurb("Minimum visibility (0..1) for an eye, ear or nose keypoint to be trusted; below it the region is estimated from the head and box, larger")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_KEYPOINT_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("input-size")
+                    .nick("Input size")
+                    .blurb("Long side of the network input in pixels, a multiple of 32 (others are rounded up); the short side keeps the frame's aspect ratio")
+                    .minimum(32)
+                    .maximum(4096)
+                    .default_value(DEFAULT_INPUT_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFlags::builder::<Targets>("targets")
+                    .nick("Targets")
+                    .blurb("Parts of each person to redact (eyes, face, body; combine with +)")
+                    .default_value(Targets::EYES)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("method", Method::Blur)
+                    .nick("Method")
+                    .blurb("How regions are redacted")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("margin")
+                    .nick("Margin")
+                    .blurb("Extra size added on each side of every region, as a fraction of its width and height")
+                    .minimum(0.0)
+                    .maximum(2.0)
+                    .default_value(DEFAULT_MARGIN)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("pixel-size")
+                    .nick("Pixel size")
+                    .blurb("Block size in pixels for method=pixelate (0 = scaled to each region: a sixth of its long side, at least 4)")
+                    .maximum(1024)
+                    .default_value(DEFAULT_PIXEL_SIZE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("fill-color")
+                    .nick("Fill color")
+                    .blurb("Colour for method=fill as 0xRRGGBB")
+                    .maximum(0xFF_FF_FF)
+                    .default_value(DEFAULT_FILL_COLOR)
+                    .mutable_playing()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock();
+        match pspec.name() {
+            "model" => {
+                s.model = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .unwrap_or_else(crate::default_model_path);
+            }
+            "batch-size" => s.batch_size = value.get().expect("type checked upstream"),
+            "device" => {
+                s.device = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_else(|| DEFAULT_DEVICE.into());
+                if let Err(e) = Device::parse(&s.device) {
+                    gst::warning!(CAT, imp = self, "{e}; starting will fail");
+                }
+            }
+            "threads" => s.threads = value.get().expect("type checked upstream"),
+            "conf-threshold" => s.conf_threshold = value.get().expect("type checked upstream"),
+            "iou-threshold" => s.iou_threshold = value.get().expect("type checked upstream"),
+            "keypoint-threshold" => {
+                s.keypoint_threshold = value.get().expect("type checked upstream")
+            }
+            "input-size" => {
+                let v: u32 = value.get().expect("type checked upstream");
+                let rounded = v.div_ceil(32) * 32;
+                if rounded != v {
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "input-size {v} is not a multiple of 32; using {rounded}"
+                    );
+                }
+                s.input_size = rounded;
+            }
+            "targets" => s.targets = value.get().expect("type checked upstream"),
+            "method" => s.method = value.get().expect("type checked upstream"),
+            "margin" => s.margin = value.get().expect("type checked upstream"),
+            "pixel-size" => s.pixel_size = value.get().expect("type checked upstream"),
+            "fill-color" => s.fill_color = value.get().expect("type checked upstream"),
+            other => unreachable!("unknown property {other}"),
+        }
+        gst::debug!(CAT, imp = self, "Set {} to {:?}", pspec.name(), value);
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock();
+        match pspec.name() {
+            "model" => s.model.display().to_string().to_value(),
+            "batch-size" => s.batch_size.to_value(),
+            "device" => s.device.to_value(),
+            "provider" => self
+                .state
+                .lock()
+                .as_ref()
+                .map(|st| st.provider.clone())
+                .unwrap_or_default()
+                .to_value(),
+            "threads" => s.threads.to_value(),
+            "conf-threshold" => s.conf_threshold.to_value(),
+            "iou-threshold" => s.iou_threshold.to_value(),
+            "keypoint-threshold" => s.keypoint_threshold.to_value(),
+            "input-size" => s.input_size.to_value(),
+            "targets" => s.targets.to_value(),
+            "method" => s.method.to_value(),
+            "margin" => s.margin.to_value(),
+            "pixel-size" => s.pixel_size.to_value(),
+            "fill-color" => s.fill_color.to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+}
+
+impl GstObjectImpl for YoloAnonymize {}
+
+impl ElementImpl for YoloAnonymize {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "YOLO pose anonymizer",
+                "Filter/Effect/Video",
+                "Finds people with YOLO pose inference (ONNX Runtime) and blurs, pixelates or fills their eyes, faces or bodies in place",
+                "yoloanonymize developers",
+            )
+        });
+        Some(&*ELEMENT_METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = template_caps();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+            ]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for YoloAnonymize {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().clone();
+        let cfg = self.engine_config(&settings)?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "Loading {} on {}",
+            cfg.model.display(),
+            cfg.device
+        );
+        let engine = Engine::load(&cfg).map_err(|e| match &e {
+            EngineError::ModelFile { .. } => {
+                gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
+            }
+            EngineError::ModelLoad { .. } => {
+                gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e))
+            }
+            EngineError::Library(_) => gst::error_msg!(gst::LibraryError::Init, ("{}", e)),
+            _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
+        })?;
+        if let Some(note) = &engine.provider_note {
+            gst::info!(CAT, imp = self, "{note}");
+        }
+        let provider = engine.provider.clone();
+        let shape = engine.input_shape;
+        gst::info!(
+            CAT,
+            imp = self,
+            "Model loaded on {provider}, input {shape:?}"
+        );
+        let worker = Worker::spawn(engine, MAX_IN_FLIGHT + 1).map_err(|e| {
+            gst::error_msg!(
+                gst::CoreError::Thread,
+                ("Cannot start the inference thread: {}", e)
+            )
+        })?;
+        *self.state.lock() = Some(State {
+            worker: Arc::new(worker),
+            fixed_hw: shape.height.zip(shape.width),
+            fixed_batch: shape.batch,
+            provider,
+            video: None,
+            collecting: Vec::new(),
+            tensor: Vec::new(),
+            spare_tensors: Vec::new(),
+            pending: VecDeque::new(),
+            ready: VecDeque::new(),
+            next_id: 0,
+            preprocessor: Preprocessor::default(),
+            scratch: Scratch::default(),
+            regions: Vec::new(),
+            frames_whole: 0,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(state) = self.state.lock().take() {
+            gst::info!(
+                CAT,
+                imp = self,
+                "Stopped; {} frames were pixelated whole",
+                state.frames_whole
+            );
+        }
+        Ok(())
+    }
+
+    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "Cannot parse video caps {incaps}"))?;
+        let format = pixel_format(info.format())
+            .ok_or_else(|| gst::loggable_error!(CAT, "Unsupported format {:?}", info.format()))?;
+        let input_size = self.settings.lock().input_size as usize;
+        let mut guard = self.state.lock();
+        let state = guard
+            .as_mut()
+            .ok_or_else(|| gst::loggable_error!(CAT, "Caps set before start"))?;
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        let lb = match state.fixed_hw {
+            Some((fh, fw)) => Letterbox::fixed(w, h, fw, fh),
+            None => Letterbox::new(w, h, input_size),
+        };
+        if !state.collecting.is_empty() {
+            // Only reachable if caps change without a CAPS event; those frames were preprocessed
+            // for the old size, so analyse them as they are.
+            gst::warning!(
+                CAT,
+                imp = self,
+                "Caps changed with {} frames held",
+                state.collecting.len()
+            );
+        }
+        gst::debug!(
+            CAT,
+            imp = self,
+            "Caps {incaps}: {w}x{h} {format:?}, network input {}x{}",
+            lb.net_w,
+            lb.net_h
+        );
+        state.tensor.clear();
+        state.video = Some((info, format, lb));
+        Ok(())
+    }
+
+    fn submit_input_buffer(
+        &self,
+        is_discont: bool,
+        inbuf: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let batch_size = {
+            let s = self.settings.lock();
+            s.batch_size as usize
+        };
+        if is_discont || inbuf.flags().contains(gst::BufferFlags::DISCONT) {
+            self.drain()?;
+        }
+        {
+            let mut guard = self.state.lock();
+            let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+            let batch_size = state.fixed_batch.map_or(batch_size, |b| b.min(batch_size));
+            gst::trace!(CAT, imp = self, "Frame {:?} in", inbuf.pts());
+            self.collect(state, inbuf, batch_size)?;
+        }
+        self.collect_results(MAX_IN_FLIGHT)?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn generate_output(&self) -> Result<GenerateOutputSuccess, gst::FlowError> {
+        let mut guard = self.state.lock();
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        Ok(match state.ready.pop_front() {
+            Some(b) => GenerateOutputSuccess::Buffer(b),
+            None => GenerateOutputSuccess::NoOutput,
+        })
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        use gst::EventView;
+        match event.view() {
+            EventView::FlushStop(_) => {
+                if let Some(state) = self.state.lock().as_mut() {
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "Flush: dropping {} collected, {} pending, {} ready frames",
+                        state.collecting.len(),
+                        state.pending.iter().map(|p| p.frames.len()).sum::<usize>(),
+                        state.ready.len()
+                    );
+                    state.collecting.clear();
+                    state.pending.clear();
+                    state.ready.clear();
+                }
+            }
+            EventView::Caps(c) => {
+                let caps = c.caps();
+                if !caps.can_intersect(&template_caps()) {
+                    gst::element_imp_error!(
+                        self,
+                        gst::CoreError::Negotiation,
+                        ("yoloanonymize cannot handle caps {}", caps),
+                        [
+                            "Supported: raw video in I420, NV12, RGB, BGR, RGBA, BGRA, RGBx or BGRx; put videoconvert before yoloanonymize"
+                        ]
+                    );
+                    return false;
+                }
+                if let Err(e) = self.drain_and_push() {
+                    gst::debug!(CAT, imp = self, "Draining before caps: {e:?}");
+                }
+            }
+            EventView::Eos(_)
+            | EventView::Segment(_)
+            | EventView::Gap(_)
+            | EventView::StreamStart(_)
+            | EventView::SegmentDone(_) => {
+                if let Err(e) = self.drain_and_push() {
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "Draining before {:?}: {e:?}",
+                        event.type_()
+                    );
+                    if e == gst::FlowError::Error {
+                        return false;
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        if direction == gst::PadDirection::Src
+            && let gst::QueryViewMut::Latency(q) = query.view_mut()
+        {
+            if !BaseTransformImplExt::parent_query(self, direction, q.query_mut()) {
+                return false;
+            }
+            let (live, min, max) = q.result();
+            let fps = self
+                .state
+                .lock()
+                .as_ref()
+                .and_then(|s| s.video.as_ref().map(|(i, _, _)| i.fps()))
+                .unwrap_or(gst::Fraction::new(0, 1));
+            let held = if fps.numer() > 0 {
+                gst::ClockTime::SECOND
+                    .mul_div_floor(self.held_frames() * fps.denom() as u64, fps.numer() as u64)
+                    .unwrap_or(gst::ClockTime::ZERO)
+            } else {
+                gst::ClockTime::ZERO
+            };
+            gst::debug!(
+                CAT,
+                imp = self,
+                "Latency: upstream {min} / {max:?}, holding up to {held}"
+            );
+            q.set(live, min + held, max.map(|m| m + held));
+            return true;
+        }
+        BaseTransformImplExt::parent_query(self, direction, query)
+    }
+}

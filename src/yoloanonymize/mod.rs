@@ -1,0 +1,62 @@
+//! The `yoloanonymize` element: public types and registration.
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct YoloAnonymize(ObjectSubclass<imp::YoloAnonymize>) @extends gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// Which parts of each person are redacted (`targets` property).
+#[glib::flags(name = "GstYoloAnonymizeTargets")]
+pub enum Targets {
+    #[flags_value(name = "Eyes: one band over both eyes", nick = "eyes")]
+    EYES = crate::regions::TARGET_EYES,
+    #[flags_value(name = "Face: the whole head", nick = "face")]
+    FACE = crate::regions::TARGET_FACE,
+    #[flags_value(name = "Body: the whole person box", nick = "body")]
+    BODY = crate::regions::TARGET_BODY,
+}
+
+/// How regions are redacted (`method` property).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstYoloAnonymizeMethod")]
+pub enum Method {
+    #[enum_value(name = "Blur: strong box blur scaled to the region", nick = "blur")]
+    Blur = 0,
+    #[enum_value(
+        name = "Pixelate: block means, block size scaled to the region or pixel-size",
+        nick = "pixelate"
+    )]
+    Pixelate = 1,
+    #[enum_value(name = "Fill: solid fill-color", nick = "fill")]
+    Fill = 2,
+}
+
+impl From<Method> for crate::redact::Method {
+    fn from(m: Method) -> Self {
+        match m {
+            Method::Blur => crate::redact::Method::Blur,
+            Method::Pixelate => crate::redact::Method::Pixelate,
+            Method::Fill => crate::redact::Method::Fill,
+        }
+    }
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    if let Some(dir) = plugin
+        .filename()
+        .and_then(|f| f.parent().map(|p| p.to_path_buf()))
+    {
+        let _ = imp::PLUGIN_DIR.set(dir);
+    }
+    gst::Element::register(
+        Some(plugin),
+        "yoloanonymize",
+        gst::Rank::NONE,
+        YoloAnonymize::static_type(),
+    )
+}
