@@ -39,7 +39,7 @@ pub fn decode_pose(output: &[f32], anchors: usize, conf_threshold: f32) -> Vec<D
     let scores = row(4);
     let mut dets = Vec::new();
     for (a, &score) in scores.iter().enumerate() {
-        if !(score >= conf_threshold) || !score.is_finite() {
+        if !score.is_finite() || score < conf_threshold {
             continue;
         }
         let (cx, cy, w, h) = (row(0)[a], row(1)[a], row(2)[a], row(3)[a]);

@@ -105,14 +105,14 @@ impl std::error::Error for EngineError {}
 
 /// Where the element looks for `libonnxruntime.so`, in order.
 ///
-/// `ORT_DYLIB_PATH`; each of `extra_dirs` (the element passes the plugin's own directory); the
+/// `ORT_DYLIB_PATH` alone when it is set (the user chose that file); otherwise each of `extra_dirs` (the element passes the plugin's own directory); the
 /// path baked in at build time from `YOLOANONYMIZE_ORT_LIB` (set by meson); the source tree's
 /// `.deps/onnxruntime/` filled by `scripts/setup.sh`; then the system library directories.
 pub fn library_candidates(extra_dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut c = Vec::new();
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
-        c.push(PathBuf::from(p));
+        return vec![PathBuf::from(p)];
     }
+    let mut c = Vec::new();
     for d in extra_dirs {
         c.push(d.join("libonnxruntime.so"));
     }
@@ -462,7 +462,7 @@ mod tests {
     }
 
     #[test]
-    fn candidates_honour_ort_dylib_path_first() {
+    fn candidates_search_the_plugin_dir_before_the_source_tree() {
         let c = library_candidates(&[PathBuf::from("/plugin/dir")]);
         let plugin = c
             .iter()

@@ -348,7 +348,8 @@ impl YoloAnonymize {
             return Ok(());
         };
         // Results come back in submission order; anything older was flushed.
-        let batch = state.pending.drain(..=pos).last().expect("position found");
+        state.pending.drain(..pos);
+        let batch = state.pending.pop_front().expect("position found");
         gst::debug!(
             CAT,
             imp = self,
@@ -854,6 +855,21 @@ impl BaseTransformImpl for YoloAnonymize {
             Some(b) => GenerateOutputSuccess::Buffer(b),
             None => GenerateOutputSuccess::NoOutput,
         })
+    }
+
+    /// Lets any fixed raw-video caps in system memory through to `sink_event`, which rejects an
+    /// unsupported format with an error that says what to do. The caps query (what negotiation
+    /// uses) still offers only the supported formats.
+    fn accept_caps(&self, direction: gst::PadDirection, caps: &gst::Caps) -> bool {
+        let raw_system = caps.is_fixed()
+            && caps.structure(0).is_some_and(|s| s.name() == "video/x-raw")
+            && caps
+                .features(0)
+                .is_none_or(|f| f.contains(gst::CAPS_FEATURE_MEMORY_SYSTEM_MEMORY.as_str()));
+        if direction == gst::PadDirection::Sink && raw_system {
+            return true;
+        }
+        self.parent_accept_caps(direction, caps)
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {

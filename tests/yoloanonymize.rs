@@ -1,0 +1,429 @@
+//! Element tests: frame counts and order through the batching, EOS, flush, the latency query,
+//! and a clear error for each kind of bad input.
+//!
+//! The real bundled model runs at `input-size=64` on 64x48 frames, so each batch is cheap.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use gst::glib;
+use gst::prelude::*;
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstyoloanonymize::plugin_register_static().expect("register plugin");
+    });
+}
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+const W: usize = 64;
+const H: usize = 48;
+const FRAME: gst::ClockTime = gst::ClockTime::from_mseconds(100);
+
+fn caps() -> gst::Caps {
+    gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, W as u32, H as u32)
+        .fps(gst::Fraction::new(10, 1))
+        .build()
+        .unwrap()
+        .to_caps()
+        .unwrap()
+}
+
+/// An I420 frame of pseudo-random texture (so any redaction changes it), stamped as frame `i`.
+fn frame(i: u64) -> gst::Buffer {
+    let size = W * H * 3 / 2;
+    let mut seed = 0x9E37_79B9u32.wrapping_mul(i as u32 + 1);
+    let data: Vec<u8> = (0..size)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 24) as u8
+        })
+        .collect();
+    let mut buf = gst::Buffer::from_mut_slice(data);
+    {
+        let b = buf.get_mut().unwrap();
+        b.set_pts(FRAME * i);
+        b.set_duration(FRAME);
+    }
+    buf
+}
+
+fn element(props: &[(&str, &dyn ToValue)]) -> gst::Element {
+    init();
+    let e = gst::ElementFactory::make("yoloanonymize").build().unwrap();
+    e.set_property("input-size", 64u32);
+    for (k, v) in props {
+        e.set_property_from_value(k, &v.to_value());
+    }
+    e
+}
+
+fn harness(props: &[(&str, &dyn ToValue)]) -> gst_check::Harness {
+    let mut h = gst_check::Harness::with_element(&element(props), Some("sink"), Some("src"));
+    h.set_src_caps(caps());
+    h
+}
+
+fn pull_all(h: &mut gst_check::Harness) -> Vec<gst::Buffer> {
+    let mut out = Vec::new();
+    while let Some(b) = h.try_pull() {
+        out.push(b);
+    }
+    out
+}
+
+fn pts_of(bufs: &[gst::Buffer]) -> Vec<gst::ClockTime> {
+    bufs.iter().map(|b| b.pts().unwrap()).collect()
+}
+
+fn run_n(batch: u32, n: u64) {
+    let mut h = harness(&[("batch-size", &batch)]);
+    for i in 0..n {
+        assert_eq!(h.push(frame(i)), Ok(gst::FlowSuccess::Ok));
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let out = pull_all(&mut h);
+    assert_eq!(out.len() as u64, n, "batch-size {batch}: {n} frames in");
+    let want: Vec<_> = (0..n).map(|i| FRAME * i).collect();
+    assert_eq!(
+        pts_of(&out),
+        want,
+        "batch-size {batch}: order and timestamps"
+    );
+    for b in &out {
+        assert_eq!(b.duration(), Some(FRAME));
+    }
+}
+
+#[test]
+fn n_frames_in_n_out_in_order_batch_1() {
+    run_n(1, 7);
+}
+
+#[test]
+fn n_frames_in_n_out_in_order_batch_3() {
+    run_n(3, 10);
+}
+
+#[test]
+fn n_frames_in_n_out_in_order_batch_8() {
+    run_n(8, 21);
+}
+
+#[test]
+fn partial_batch_is_drained_at_eos() {
+    let mut h = harness(&[("batch-size", &8u32)]);
+    for i in 0..5 {
+        h.push(frame(i)).unwrap();
+    }
+    assert_eq!(
+        h.buffers_in_queue(),
+        0,
+        "frames are held until the batch is full"
+    );
+    h.push_event(gst::event::Eos::new());
+    let out = pull_all(&mut h);
+    assert_eq!(pts_of(&out), (0..5).map(|i| FRAME * i).collect::<Vec<_>>());
+    // EOS follows the drained frames.
+    let mut saw_eos = false;
+    while let Some(ev) = h.try_pull_event() {
+        saw_eos |= ev.type_() == gst::EventType::Eos;
+    }
+    assert!(saw_eos);
+}
+
+#[test]
+fn flush_drops_held_frames_and_keeps_going() {
+    let mut h = harness(&[("batch-size", &4u32)]);
+    for i in 0..6 {
+        h.push(frame(i)).unwrap();
+    }
+    // Frames 0..4 formed a batch and 4, 5 are being collected; some may already be out.
+    let before = pull_all(&mut h);
+    assert!(before.len() <= 4);
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    assert!(h.push_event(gst::event::Segment::new(&segment)));
+    for i in 10..15 {
+        h.push(frame(i)).unwrap();
+    }
+    h.push_event(gst::event::Eos::new());
+    let after = pull_all(&mut h);
+    assert_eq!(
+        pts_of(&after),
+        (10..15).map(|i| FRAME * i).collect::<Vec<_>>(),
+        "only the frames pushed after the flush come out (before the flush: {:?})",
+        pts_of(&before)
+    );
+}
+
+#[test]
+fn latency_query_adds_held_frames() {
+    let mut h = harness(&[("batch-size", &4u32)]);
+    h.push(frame(0)).unwrap();
+    let latency = h.query_latency().expect("latency answered");
+    // One batch of 4 in the worker while the next 3 frames are collected, at 10 frames/s.
+    assert_eq!(latency, gst::ClockTime::from_mseconds(700));
+    let mut h1 = harness(&[("batch-size", &1u32)]);
+    h1.push(frame(0)).unwrap();
+    assert_eq!(h1.query_latency(), Some(gst::ClockTime::from_mseconds(100)));
+}
+
+#[test]
+fn properties_have_documented_defaults_and_ranges() {
+    let e = element(&[]);
+    assert_eq!(e.property::<u32>("batch-size"), 4);
+    assert_eq!(e.property::<String>("device"), "auto");
+    assert_eq!(e.property::<f64>("conf-threshold"), 0.25);
+    assert!(
+        e.property::<String>("model")
+            .ends_with("models/yolo11n-pose-dynamic.onnx")
+    );
+    let p = e.find_property("batch-size").unwrap();
+    let p = p.downcast_ref::<glib::ParamSpecUInt>().unwrap();
+    assert_eq!((p.minimum(), p.maximum()), (1, 32));
+    // input-size is rounded up to a multiple of 32.
+    e.set_property("input-size", 100u32);
+    assert_eq!(e.property::<u32>("input-size"), 128);
+    e.set_property_from_str("targets", "eyes+face");
+    e.set_property_from_str("method", "pixelate");
+    assert_eq!(e.property_value("method").serialize().unwrap(), "pixelate");
+}
+
+/// Output of a pipeline with an appsrc feeding `el`, and the messages on its bus.
+struct Run {
+    frames: Vec<gst::Buffer>,
+    errors: Vec<String>,
+    warnings: Vec<String>,
+    state_change_failed: bool,
+}
+
+fn run_pipeline(el: &gst::Element, caps: gst::Caps, frames: Vec<gst::Buffer>) -> Run {
+    let pipeline = gst::Pipeline::new();
+    let src = gst_app::AppSrc::builder()
+        .caps(&caps)
+        .format(gst::Format::Time)
+        .build();
+    let sink = gst_app::AppSink::builder().sync(false).build();
+    pipeline
+        .add_many([src.upcast_ref(), el, sink.upcast_ref()])
+        .unwrap();
+    gst::Element::link_many([src.upcast_ref(), el, sink.upcast_ref()]).unwrap();
+    let state_change_failed = pipeline.set_state(gst::State::Playing).is_err();
+    if !state_change_failed {
+        for f in frames {
+            let _ = src.push_buffer(f);
+        }
+        let _ = src.end_of_stream();
+    }
+    let bus = pipeline.bus().unwrap();
+    let mut run = Run {
+        frames: Vec::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        state_change_failed,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        while let Some(s) = sink.try_pull_sample(gst::ClockTime::ZERO) {
+            run.frames.push(s.buffer_owned().unwrap());
+        }
+        match bus.timed_pop(gst::ClockTime::from_mseconds(20)) {
+            Some(msg) => match msg.view() {
+                gst::MessageView::Error(e) => {
+                    run.errors.push(format!("{} | {:?}", e.error(), e.debug()));
+                    break;
+                }
+                gst::MessageView::Warning(w) => {
+                    run.warnings
+                        .push(format!("{} | {:?}", w.error(), w.debug()))
+                }
+                gst::MessageView::Eos(_) => {
+                    while let Some(s) = sink.try_pull_sample(gst::ClockTime::from_mseconds(10)) {
+                        run.frames.push(s.buffer_owned().unwrap());
+                    }
+                    break;
+                }
+                _ => {}
+            },
+            None if state_change_failed || std::time::Instant::now() > deadline => break,
+            None => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    run
+}
+
+fn start_error(props: &[(&str, &dyn ToValue)]) -> String {
+    let el = element(props);
+    let run = run_pipeline(&el, caps(), vec![frame(0)]);
+    assert!(run.state_change_failed, "start should fail");
+    assert_eq!(run.errors.len(), 1, "{:?}", run.errors);
+    run.errors[0].clone()
+}
+
+#[test]
+fn missing_model_names_the_path() {
+    let e = start_error(&[("model", &"/nonexistent/dir/model.onnx")]);
+    assert!(
+        e.contains("/nonexistent/dir/model.onnx") && e.contains("cannot read model file"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unreadable_model_names_the_path() {
+    let dir = std::env::temp_dir().join(format!("yoloanonymize-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A directory is not a readable model file.
+    let e = start_error(&[("model", &dir.to_str().unwrap())]);
+    assert!(e.contains(dir.to_str().unwrap()), "{e}");
+}
+
+#[test]
+fn non_onnx_file_is_rejected() {
+    let p = data("not-onnx.onnx");
+    let e = start_error(&[("model", &p.to_str().unwrap())]);
+    assert!(
+        e.contains("cannot load") && e.contains("not-onnx.onnx"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_output_contract_names_expected_and_found() {
+    let p = data("wrong-output.onnx");
+    let e = start_error(&[("model", &p.to_str().unwrap())]);
+    assert!(e.contains("not a YOLO pose model"), "{e}");
+    assert!(
+        e.contains("[batch,56,anchors]") && e.contains("[?,3,?,?]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_input_contract_names_expected_and_found() {
+    let p = data("wrong-input.onnx");
+    let e = start_error(&[("model", &p.to_str().unwrap())]);
+    assert!(
+        e.contains("[batch,3,H,W]") && e.contains("[?,1,?,?]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_device_is_an_error() {
+    let e = start_error(&[("device", &"tpu")]);
+    assert!(e.contains("unknown device 'tpu'"), "{e}");
+}
+
+#[test]
+fn explicit_cuda_without_cuda_is_an_error_and_auto_falls_back() {
+    let e = start_error(&[("device", &"cuda:0")]);
+    assert!(
+        e.contains("device=cuda:0") && e.contains("CUDA execution provider is not available"),
+        "{e}"
+    );
+    let el = element(&[("device", &"auto")]);
+    let run = run_pipeline(&el, caps(), vec![frame(0)]);
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(run.frames.len(), 1);
+}
+
+#[test]
+fn unsupported_caps_are_a_clear_error() {
+    let el = element(&[]);
+    let gray = gst_video::VideoInfo::builder(gst_video::VideoFormat::Gray8, 64, 48)
+        .fps(gst::Fraction::new(10, 1))
+        .build()
+        .unwrap()
+        .to_caps()
+        .unwrap();
+    let mut f = gst::Buffer::with_size(64 * 48).unwrap();
+    f.get_mut().unwrap().set_pts(gst::ClockTime::ZERO);
+    let run = run_pipeline(&el, gray, vec![f]);
+    assert!(run.frames.is_empty());
+    let all = run.errors.join("\n");
+    assert!(
+        all.contains("cannot handle caps") && all.contains("GRAY8") && all.contains("videoconvert"),
+        "{all}"
+    );
+}
+
+#[test]
+fn failed_inference_redacts_whole_frames_and_warns() {
+    // Loads and matches the contract, but its Reshape fails on a 64x48 input.
+    let p = data("fails-at-run.onnx");
+    let el = element(&[("model", &p.to_str().unwrap()), ("batch-size", &2u32)]);
+    let inputs: Vec<gst::Buffer> = (0..5).map(frame).collect();
+    let run = run_pipeline(&el, caps(), inputs.clone());
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(run.frames.len(), 5, "every frame still comes out");
+    assert_eq!(pts_of(&run.frames), pts_of(&inputs));
+    for (i, (out, inp)) in run.frames.iter().zip(&inputs).enumerate() {
+        let o = out.map_readable().unwrap();
+        let n = inp.map_readable().unwrap();
+        let y = W * H;
+        // Every luma row is made of constant 16-pixel blocks, and differs from the input.
+        let changed = o[..y].iter().zip(&n[..y]).filter(|(a, b)| a != b).count();
+        assert!(
+            changed > y * 9 / 10,
+            "frame {i}: only {changed} of {y} luma pixels changed"
+        );
+        for row in o[..y].chunks(W) {
+            for block in row.chunks(16) {
+                assert!(
+                    block.iter().all(|&v| v == block[0]),
+                    "frame {i} is not pixelated whole"
+                );
+            }
+        }
+    }
+    let w = run.warnings.join("\n");
+    assert!(
+        w.contains("Could not analyse") && w.contains("pixelated whole"),
+        "{w}"
+    );
+}
+
+/// Runs in a child process (see below) so that ONNX Runtime is not yet loaded there.
+#[test]
+#[ignore]
+fn child_missing_library() {
+    let e = start_error(&[]);
+    println!("CHILD-ERROR: {e}");
+}
+
+#[test]
+fn missing_onnx_runtime_says_where_it_looked_and_how_to_install() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_missing_library",
+            "--nocapture",
+        ])
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("CHILD-ERROR"))
+        .expect("child printed its error");
+    assert!(line.contains("/nonexistent/libonnxruntime.so"), "{line}");
+    assert!(line.contains("scripts/setup.sh"), "{line}");
+}
