@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
@@ -141,7 +142,41 @@ struct State {
     preprocessor: Preprocessor,
     scratch: Scratch,
     regions: Vec<Region>,
+    stats: Stats,
+}
+
+/// Totals since start, posted as the `yoloanonymize-stats` element message at EOS.
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    frames: u64,
+    batches: u64,
+    people: u64,
+    regions: u64,
     frames_whole: u64,
+    preprocess: Duration,
+    inference: Duration,
+    decode: Duration,
+    redact: Duration,
+    /// Time the streaming thread spent waiting for the inference thread.
+    wait: Duration,
+}
+
+impl Stats {
+    fn structure(&self) -> gst::Structure {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        gst::Structure::builder("yoloanonymize-stats")
+            .field("frames", self.frames)
+            .field("batches", self.batches)
+            .field("people", self.people)
+            .field("regions", self.regions)
+            .field("frames-redacted-whole", self.frames_whole)
+            .field("preprocess-ms", ms(self.preprocess))
+            .field("inference-ms", ms(self.inference))
+            .field("decode-ms", ms(self.decode))
+            .field("redact-ms", ms(self.redact))
+            .field("wait-ms", ms(self.wait))
+            .build()
+    }
 }
 
 #[derive(Default)]
@@ -275,12 +310,14 @@ impl YoloAnonymize {
                 );
                 gst::FlowError::Error
             })?;
+        let t0 = Instant::now();
         state.preprocessor.fill_tensor(
             &frame_ref(&frame, *format),
             lb,
             &mut state.tensor[slot * per..(slot + 1) * per],
         );
         drop(frame);
+        state.stats.preprocess += t0.elapsed();
         state.collecting.push(buffer);
         if state.collecting.len() >= batch_size {
             self.dispatch(state)?;
@@ -360,6 +397,11 @@ impl YoloAnonymize {
         let (info, format, _) = state.video.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let failure = detections.as_ref().err().cloned();
         let n = batch.frames.len();
+        let t0 = Instant::now();
+        state.stats.batches += 1;
+        state.stats.frames += n as u64;
+        state.stats.inference += infer_time;
+        state.stats.decode += decode_time;
         for (i, mut buffer) in batch.frames.into_iter().enumerate() {
             let dets: &[Detection] = match &detections {
                 Ok(d) => d.get(i).map(Vec::as_slice).unwrap_or(&[]),
@@ -389,6 +431,8 @@ impl YoloAnonymize {
                         let px = r.rect.to_pixels(frame.width, frame.height);
                         redact::redact_region(&mut frame, px, &xp, &mut state.scratch);
                     }
+                    state.stats.people += dets.len() as u64;
+                    state.stats.regions += state.regions.len() as u64;
                     gst::trace!(
                         CAT,
                         imp = self,
@@ -401,8 +445,9 @@ impl YoloAnonymize {
             }
             state.ready.push_back(buffer);
         }
+        state.stats.redact += t0.elapsed();
         if let Some(why) = failure {
-            state.frames_whole += n as u64;
+            state.stats.frames_whole += n as u64;
             gst::element_imp_warning!(
                 self,
                 gst::LibraryError::Failed,
@@ -410,7 +455,7 @@ impl YoloAnonymize {
                     "Could not analyse {} frames ({}); they were pixelated whole ({} so far)",
                     n,
                     why,
-                    state.frames_whole
+                    state.stats.frames_whole
                 )
             );
         }
@@ -435,7 +480,10 @@ impl YoloAnonymize {
                 }
                 state.worker.clone()
             };
-            let Some(r) = worker.recv() else {
+            let t0 = Instant::now();
+            let received = worker.recv();
+            let waited = t0.elapsed();
+            let Some(r) = received else {
                 gst::element_imp_error!(
                     self,
                     gst::LibraryError::Failed,
@@ -445,6 +493,7 @@ impl YoloAnonymize {
             };
             let mut guard = self.state.lock();
             let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+            state.stats.wait += waited;
             self.finish(state, r)?;
         }
     }
@@ -771,19 +820,14 @@ impl BaseTransformImpl for YoloAnonymize {
             preprocessor: Preprocessor::default(),
             scratch: Scratch::default(),
             regions: Vec::new(),
-            frames_whole: 0,
+            stats: Stats::default(),
         });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         if let Some(state) = self.state.lock().take() {
-            gst::info!(
-                CAT,
-                imp = self,
-                "Stopped; {} frames were pixelated whole",
-                state.frames_whole
-            );
+            gst::info!(CAT, imp = self, "Stopped: {:?}", state.stats);
         }
         Ok(())
     }
@@ -921,6 +965,15 @@ impl BaseTransformImpl for YoloAnonymize {
                     );
                     if e == gst::FlowError::Error {
                         return false;
+                    }
+                }
+                if event.type_() == gst::EventType::Eos {
+                    let stats = self.state.lock().as_ref().map(|s| s.stats.structure());
+                    if let Some(st) = stats {
+                        gst::info!(CAT, imp = self, "At EOS: {st}");
+                        let obj = self.obj();
+                        let _ =
+                            obj.post_message(gst::message::Element::builder(st).src(&*obj).build());
                     }
                 }
             }
