@@ -14,6 +14,7 @@
 
 use gst::glib;
 
+pub mod audit;
 pub mod decode;
 pub mod engine;
 pub mod frame;

@@ -13,6 +13,7 @@
 //! frame that could not be analysed leaves fully pixelated and the element posts a warning.
 
 use std::collections::VecDeque;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -27,12 +28,13 @@ use once_cell::sync::OnceCell;
 use parking_lot::Mutex;
 
 use super::{Method, Targets};
+use crate::audit;
 use crate::decode::Detection;
 use crate::engine::{Device, Engine, EngineConfig, EngineError};
-use crate::frame::{FrameMut, FrameRef, PixelFormat};
+use crate::frame::{FrameMut, FrameRef, PixelFormat, PixelRect};
 use crate::preprocess::{Letterbox, Preprocessor};
 use crate::redact::{self, RedactParams, Scratch};
-use crate::regions::{Region, RegionParams, regions_for};
+use crate::regions::{Region, RegionKind, RegionParams, regions_for};
 use crate::worker::{Job, JobResult, Worker};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -74,6 +76,7 @@ struct Settings {
     margin: f64,
     pixel_size: u32,
     fill_color: u32,
+    detections_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -92,6 +95,7 @@ impl Default for Settings {
             margin: DEFAULT_MARGIN,
             pixel_size: DEFAULT_PIXEL_SIZE,
             fill_color: DEFAULT_FILL_COLOR,
+            detections_file: None,
         }
     }
 }
@@ -143,6 +147,9 @@ struct State {
     scratch: Scratch,
     regions: Vec<Region>,
     stats: Stats,
+    /// The `detections-file` audit trail, and the index of the next frame to leave.
+    audit: Option<std::io::BufWriter<std::fs::File>>,
+    out_frames: u64,
 }
 
 /// Totals since start, posted as the `yoloanonymize-stats` element message at EOS.
@@ -402,12 +409,22 @@ impl YoloAnonymize {
         state.stats.frames += n as u64;
         state.stats.inference += infer_time;
         state.stats.decode += decode_time;
+        let (width, height) = (info.width() as usize, info.height() as usize);
         for (i, mut buffer) in batch.frames.into_iter().enumerate() {
             let dets: &[Detection] = match &detections {
                 Ok(d) => d.get(i).map(Vec::as_slice).unwrap_or(&[]),
                 Err(_) => &[],
             };
-            let pts = buffer.pts();
+            state.regions.clear();
+            for d in dets {
+                regions_for(d, &rp, &mut state.regions);
+            }
+            let pixels: Vec<(RegionKind, PixelRect, f32)> = state
+                .regions
+                .iter()
+                .map(|r| (r.kind, r.rect.to_pixels(width, height), r.score))
+                .filter(|(_, px, _)| !px.is_empty())
+                .collect();
             {
                 let buf = buffer.make_mut();
                 let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
@@ -423,26 +440,39 @@ impl YoloAnonymize {
                 if failure.is_some() {
                     redact::redact_whole_frame(&mut frame, &mut state.scratch);
                 } else {
-                    state.regions.clear();
-                    for d in dets {
-                        regions_for(d, &rp, &mut state.regions);
+                    for (_, px, _) in &pixels {
+                        redact::redact_region(&mut frame, *px, &xp, &mut state.scratch);
                     }
-                    for r in &state.regions {
-                        let px = r.rect.to_pixels(frame.width, frame.height);
-                        redact::redact_region(&mut frame, px, &xp, &mut state.scratch);
-                    }
-                    state.stats.people += dets.len() as u64;
-                    state.stats.regions += state.regions.len() as u64;
-                    gst::trace!(
-                        CAT,
-                        imp = self,
-                        "Frame {:?}: {} people, {} regions",
-                        pts,
-                        dets.len(),
-                        state.regions.len()
-                    );
                 }
             }
+            state.stats.people += dets.len() as u64;
+            state.stats.regions += pixels.len() as u64;
+            gst::trace!(
+                CAT,
+                imp = self,
+                "Frame {:?}: {} people, {} regions",
+                buffer.pts(),
+                dets.len(),
+                pixels.len()
+            );
+            if let Some(w) = state.audit.as_mut() {
+                let line = audit::frame_record(
+                    state.out_frames,
+                    buffer.pts().map(|t| t.nseconds()),
+                    failure.as_deref(),
+                    &pixels,
+                    dets,
+                );
+                if let Err(e) = writeln!(w, "{line}") {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::Write,
+                        ("Cannot write to detections-file: {}", e)
+                    );
+                    return Err(gst::FlowError::Error);
+                }
+            }
+            state.out_frames += 1;
             state.ready.push_back(buffer);
         }
         state.stats.redact += t0.elapsed();
@@ -642,6 +672,11 @@ impl ObjectImpl for YoloAnonymize {
                     .default_value(DEFAULT_FILL_COLOR)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecString::builder("detections-file")
+                    .nick("Detections file")
+                    .blurb("If set, write one JSON line per output frame to this file: timestamp, frame number, redacted regions, people with keypoints, and whether the frame was redacted whole and why (an audit trail)")
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -691,6 +726,13 @@ impl ObjectImpl for YoloAnonymize {
             "margin" => s.margin = value.get().expect("type checked upstream"),
             "pixel-size" => s.pixel_size = value.get().expect("type checked upstream"),
             "fill-color" => s.fill_color = value.get().expect("type checked upstream"),
+            "detections-file" => {
+                s.detections_file = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+            }
             other => unreachable!("unknown property {other}"),
         }
         gst::debug!(CAT, imp = self, "Set {} to {:?}", pspec.name(), value);
@@ -719,6 +761,11 @@ impl ObjectImpl for YoloAnonymize {
             "margin" => s.margin.to_value(),
             "pixel-size" => s.pixel_size.to_value(),
             "fill-color" => s.fill_color.to_value(),
+            "detections-file" => s
+                .detections_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -792,6 +839,17 @@ impl BaseTransformImpl for YoloAnonymize {
         if let Some(note) = &engine.provider_note {
             gst::info!(CAT, imp = self, "{note}");
         }
+        let audit = match &settings.detections_file {
+            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+                |e| {
+                    gst::error_msg!(
+                        gst::ResourceError::OpenWrite,
+                        ("Cannot create detections-file '{}': {}", p.display(), e)
+                    )
+                },
+            )?)),
+            None => None,
+        };
         let provider = engine.provider.clone();
         let shape = engine.input_shape;
         gst::info!(
@@ -821,6 +879,8 @@ impl BaseTransformImpl for YoloAnonymize {
             scratch: Scratch::default(),
             regions: Vec::new(),
             stats: Stats::default(),
+            audit,
+            out_frames: 0,
         });
         Ok(())
     }
@@ -968,7 +1028,12 @@ impl BaseTransformImpl for YoloAnonymize {
                     }
                 }
                 if event.type_() == gst::EventType::Eos {
-                    let stats = self.state.lock().as_ref().map(|s| s.stats.structure());
+                    let stats = self.state.lock().as_mut().map(|s| {
+                        if let Some(Err(e)) = s.audit.as_mut().map(|w| w.flush()) {
+                            gst::warning!(CAT, imp = self, "Flushing detections-file: {e}");
+                        }
+                        s.stats.structure()
+                    });
                     if let Some(st) = stats {
                         gst::info!(CAT, imp = self, "At EOS: {st}");
                         let obj = self.obj();
