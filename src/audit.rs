@@ -2,16 +2,19 @@
 //!
 //! `{"frame": N, "pts": ns|null, "redacted_whole": bool, "reason": str|null,
 //!   "regions": [{"kind", "x0", "y0", "x1", "y1", "score"}],
-//!   "people": [{"box": [x0,y0,x1,y1], "score", "keypoints": [[x,y,conf] x17]}]}`
+//!   "people": [{"box": [x0,y0,x1,y1], "score", "source", "keypoints": [[x,y,conf] x17]}]}`
+//!
+//! `source` says why a person is covered in that frame: `detected`, `interpolated` (between two
+//! detections), `held` (after the last one) or `look-ahead` (before the first one).
 //!
 //! Regions are the pixel rectangles that were redacted (frame pixels, end exclusive); people are
 //! the detections in frame pixels. Written by hand (no serde) since the shape is fixed.
 
 use std::fmt::Write;
 
-use crate::decode::Detection;
 use crate::frame::PixelRect;
 use crate::regions::RegionKind;
+use crate::temporal::{Source, Tracked};
 
 /// Appends `s` as a JSON string literal.
 fn json_str(out: &mut String, s: &str) {
@@ -47,7 +50,7 @@ pub fn frame_record(
     pts_ns: Option<u64>,
     whole_reason: Option<&str>,
     regions: &[(RegionKind, PixelRect, f32)],
-    people: &[Detection],
+    people: &[Tracked],
 ) -> String {
     let mut o = String::with_capacity(128 + 64 * regions.len() + 400 * people.len());
     let _ = write!(o, "{{\"frame\":{frame},\"pts\":");
@@ -82,7 +85,8 @@ pub fn frame_record(
         o.push('}');
     }
     o.push_str("],\"people\":[");
-    for (i, d) in people.iter().enumerate() {
+    for (i, t) in people.iter().enumerate() {
+        let d = &t.det;
         if i > 0 {
             o.push(',');
         }
@@ -98,6 +102,16 @@ pub fn frame_record(
         }
         o.push_str("],\"score\":");
         json_num(&mut o, d.score);
+        o.push_str(",\"source\":");
+        json_str(
+            &mut o,
+            match t.source {
+                Source::Detected => "detected",
+                Source::Interpolated => "interpolated",
+                Source::Held => "held",
+                Source::LookAhead => "look-ahead",
+            },
+        );
         o.push_str(",\"keypoints\":[");
         for (j, k) in d.keypoints.iter().enumerate() {
             if j > 0 {
@@ -120,7 +134,7 @@ pub fn frame_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Keypoint;
+    use crate::decode::{Detection, Keypoint};
     use crate::regions::Rect;
 
     #[test]
@@ -139,9 +153,14 @@ mod tests {
             Some(300_000_000),
             None,
             &[(RegionKind::Eyes, PixelRect::new(1, 2, 3, 4), 0.875)],
-            &[d],
+            &[Tracked {
+                det: d,
+                grow: 0.0,
+                source: Source::Held,
+                track: 1,
+            }],
         );
-        assert!(r.starts_with(r#"{"frame":3,"pts":300000000,"redacted_whole":false,"reason":null,"regions":[{"kind":"eyes","x0":1,"y0":2,"x1":3,"y1":4,"score":0.88}],"people":[{"box":[1,2,3.5,null],"score":0.88,"keypoints":[[1,2,0.5],"#), "{r}");
+        assert!(r.starts_with(r#"{"frame":3,"pts":300000000,"redacted_whole":false,"reason":null,"regions":[{"kind":"eyes","x0":1,"y0":2,"x1":3,"y1":4,"score":0.88}],"people":[{"box":[1,2,3.5,null],"score":0.88,"source":"held","keypoints":[[1,2,0.5],"#), "{r}");
         assert!(r.ends_with("]]}]}"));
         let w = frame_record(0, None, Some("model said \"no\"\n"), &[], &[]);
         assert_eq!(

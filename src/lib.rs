@@ -21,6 +21,7 @@ pub mod frame;
 pub mod preprocess;
 pub mod redact;
 pub mod regions;
+pub mod temporal;
 pub mod worker;
 pub mod yoloanonymize;
 

@@ -79,6 +79,10 @@ fn analyse<I: Infer>(
     out: &mut Vec<f32>,
     infer_time: &mut Duration,
 ) -> Result<Vec<Vec<Detection>>, String> {
+    if job.shape[0] == 0 {
+        // A batch of frames none of which is analysed (detect-interval): nothing to run.
+        return Ok(Vec::new());
+    }
     let t0 = Instant::now();
     let r = catch_unwind(AssertUnwindSafe(|| {
         infer.infer(&job.tensor, job.shape, out)

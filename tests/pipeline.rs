@@ -122,7 +122,8 @@ fn eyes_are_covered_on_the_sample_clip_and_frames_match() {
     let src = format!("filesrc location={} ! decodebin", sample.display());
     let input = frames_of(&format!("{src} ! appsink name=sink"));
     // No videoconvert: the element takes the decoder's I420 as it is.
-    let audit = std::env::temp_dir().join(format!("yoloanonymize-{}-audit.jsonl", std::process::id()));
+    let audit =
+        std::env::temp_dir().join(format!("yoloanonymize-{}-audit.jsonl", std::process::id()));
     let output = frames_of(&format!(
         "{src} ! yoloanonymize detections-file={} ! appsink name=sink",
         audit.display()

@@ -118,6 +118,20 @@ fn n_frames_in_n_out_in_order_batch_8() {
 }
 
 #[test]
+fn detect_interval_keeps_every_frame_in_order() {
+    // The model runs on frames 0, 3, 6, ...: batches of 2 analysed frames hold 6 frames, and the
+    // last batch (frames 12..14) is drained at EOS; 13 and 14 are analysed by nobody but still
+    // come out.
+    let mut h = harness(&[("batch-size", &2u32), ("detect-interval", &3u32)]);
+    for i in 0..15 {
+        h.push(frame(i)).unwrap();
+    }
+    h.push_event(gst::event::Eos::new());
+    let out = pull_all(&mut h);
+    assert_eq!(pts_of(&out), (0..15).map(|i| FRAME * i).collect::<Vec<_>>());
+}
+
+#[test]
 fn partial_batch_is_drained_at_eos() {
     let mut h = harness(&[("batch-size", &8u32)]);
     for i in 0..5 {

@@ -35,6 +35,7 @@ use crate::frame::{FrameMut, FrameRef, PixelFormat, PixelRect};
 use crate::preprocess::{Letterbox, Preprocessor};
 use crate::redact::{self, RedactParams, Scratch};
 use crate::regions::{Region, RegionKind, RegionParams, regions_for};
+use crate::temporal::{TemporalParams, Tracker};
 use crate::worker::{Job, JobResult, Worker};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -58,6 +59,8 @@ const DEFAULT_INPUT_SIZE: u32 = 640;
 const DEFAULT_MARGIN: f64 = 0.15;
 const DEFAULT_PIXEL_SIZE: u32 = 0;
 const DEFAULT_FILL_COLOR: u32 = 0x000000;
+const DEFAULT_HOLD_FRAMES: u32 = 5;
+const DEFAULT_DETECT_INTERVAL: u32 = 1;
 /// Batches handed to the worker and not yet returned, beyond the one being collected.
 const MAX_IN_FLIGHT: usize = 1;
 
@@ -77,6 +80,8 @@ struct Settings {
     pixel_size: u32,
     fill_color: u32,
     detections_file: Option<PathBuf>,
+    hold_frames: u32,
+    detect_interval: u32,
 }
 
 impl Default for Settings {
@@ -96,6 +101,8 @@ impl Default for Settings {
             pixel_size: DEFAULT_PIXEL_SIZE,
             fill_color: DEFAULT_FILL_COLOR,
             detections_file: None,
+            hold_frames: DEFAULT_HOLD_FRAMES,
+            detect_interval: DEFAULT_DETECT_INTERVAL,
         }
     }
 }
@@ -106,6 +113,13 @@ impl Settings {
             targets: self.targets.bits(),
             margin: self.margin as f32,
             keypoint_threshold: self.keypoint_threshold as f32,
+        }
+    }
+
+    fn temporal_params(&self) -> TemporalParams {
+        TemporalParams {
+            hold_frames: self.hold_frames,
+            ..TemporalParams::default()
         }
     }
 
@@ -122,7 +136,8 @@ impl Settings {
 /// A batch handed to the worker, waiting for its detections.
 struct Pending {
     id: u64,
-    frames: Vec<gst::Buffer>,
+    /// Each frame, and whether the model analyses it (`detect-interval`).
+    frames: Vec<(gst::Buffer, bool)>,
 }
 
 /// What exists between `start` and `stop`.
@@ -135,8 +150,11 @@ struct State {
     provider: String,
     /// Negotiated input, set by `set_caps`.
     video: Option<(gst_video::VideoInfo, PixelFormat, Letterbox)>,
-    /// Frames of the batch being collected, already written into `tensor`.
-    collecting: Vec<gst::Buffer>,
+    /// Frames of the batch being collected; those to analyse are already written into `tensor`.
+    collecting: Vec<(gst::Buffer, bool)>,
+    /// Frames seen since start or the last flush (for `detect-interval`).
+    seen: u64,
+    tracker: Tracker,
     tensor: Vec<f32>,
     spare_tensors: Vec<Vec<f32>>,
     pending: VecDeque<Pending>,
@@ -290,6 +308,7 @@ impl YoloAnonymize {
         state: &mut State,
         buffer: gst::Buffer,
         batch_size: usize,
+        detect_interval: u32,
     ) -> Result<(), gst::FlowError> {
         let Some((info, format, lb)) = state.video.as_ref() else {
             gst::element_imp_error!(
@@ -299,8 +318,14 @@ impl YoloAnonymize {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
+        let analyse = state.seen.is_multiple_of(detect_interval as u64);
+        state.seen += 1;
+        if !analyse {
+            state.collecting.push((buffer, false));
+            return Ok(());
+        }
         let per = lb.tensor_len();
-        let slot = state.collecting.len();
+        let slot = state.collecting.iter().filter(|(_, a)| *a).count();
         if state.tensor.len() < (slot + 1) * per {
             state.tensor.resize((slot + 1) * per, 0.0);
         }
@@ -325,8 +350,8 @@ impl YoloAnonymize {
         );
         drop(frame);
         state.stats.preprocess += t0.elapsed();
-        state.collecting.push(buffer);
-        if state.collecting.len() >= batch_size {
+        state.collecting.push((buffer, true));
+        if slot + 1 >= batch_size {
             self.dispatch(state)?;
         }
         Ok(())
@@ -339,7 +364,7 @@ impl YoloAnonymize {
         }
         let (_, _, lb) = state.video.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
         let lb = *lb;
-        let n = state.collecting.len();
+        let n = state.collecting.iter().filter(|(_, a)| *a).count();
         let (conf, iou) = {
             let s = self.settings.lock();
             (s.conf_threshold as f32, s.iou_threshold as f32)
@@ -352,7 +377,8 @@ impl YoloAnonymize {
         gst::debug!(
             CAT,
             imp = self,
-            "Batch {id}: {n} frames to the worker at {}x{}",
+            "Batch {id}: {} frames, {n} to analyse at {}x{}",
+            state.collecting.len(),
             lb.net_w,
             lb.net_h
         );
@@ -400,7 +426,11 @@ impl YoloAnonymize {
             "Batch {id}: inference {infer_time:?}, decode {decode_time:?}"
         );
         let settings = self.settings.lock().clone();
-        let (rp, xp) = (settings.region_params(), settings.redact_params());
+        let (rp, xp, tp) = (
+            settings.region_params(),
+            settings.redact_params(),
+            settings.temporal_params(),
+        );
         let (info, format, _) = state.video.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let failure = detections.as_ref().err().cloned();
         let n = batch.frames.len();
@@ -410,14 +440,31 @@ impl YoloAnonymize {
         state.stats.inference += infer_time;
         state.stats.decode += decode_time;
         let (width, height) = (info.width() as usize, info.height() as usize);
-        for (i, mut buffer) in batch.frames.into_iter().enumerate() {
-            let dets: &[Detection] = match &detections {
-                Ok(d) => d.get(i).map(Vec::as_slice).unwrap_or(&[]),
-                Err(_) => &[],
-            };
+        // What the model saw, per frame: detections of analysed frames in order, None for frames
+        // it did not analyse (or could not).
+        let mut analysed = detections.as_ref().ok().map(|d| d.iter());
+        let observations: Vec<Option<Vec<Detection>>> = batch
+            .frames
+            .iter()
+            .map(|(_, a)| match (&mut analysed, a) {
+                (Some(it), true) => Some(it.next().cloned().unwrap_or_default()),
+                _ => None,
+            })
+            .collect();
+        let tracked = state.tracker.process_batch(&observations, &tp);
+        for ((mut buffer, _), (people, seen)) in batch
+            .frames
+            .into_iter()
+            .zip(tracked.iter().zip(&observations))
+        {
+            let detected = seen.as_ref().map_or(0, Vec::len);
             state.regions.clear();
-            for d in dets {
-                regions_for(d, &rp, &mut state.regions);
+            for t in people {
+                let from = state.regions.len();
+                regions_for(&t.det, &rp, &mut state.regions);
+                for r in &mut state.regions[from..] {
+                    r.rect = r.rect.expand(t.grow);
+                }
             }
             let pixels: Vec<(RegionKind, PixelRect, f32)> = state
                 .regions
@@ -445,14 +492,15 @@ impl YoloAnonymize {
                     }
                 }
             }
-            state.stats.people += dets.len() as u64;
+            state.stats.people += detected as u64;
             state.stats.regions += pixels.len() as u64;
             gst::trace!(
                 CAT,
                 imp = self,
-                "Frame {:?}: {} people, {} regions",
+                "Frame {:?}: {} detected, {} covered, {} regions",
                 buffer.pts(),
-                dets.len(),
+                detected,
+                people.len(),
                 pixels.len()
             );
             if let Some(w) = state.audit.as_mut() {
@@ -461,7 +509,7 @@ impl YoloAnonymize {
                     buffer.pts().map(|t| t.nseconds()),
                     failure.as_deref(),
                     &pixels,
-                    dets,
+                    people,
                 );
                 if let Err(e) = writeln!(w, "{line}") {
                     gst::element_imp_error!(
@@ -672,6 +720,21 @@ impl ObjectImpl for YoloAnonymize {
                     .default_value(DEFAULT_FILL_COLOR)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("hold-frames")
+                    .nick("Hold frames")
+                    .blurb("Frames a person stays redacted after the model last found them (their region follows their motion and grows); 0 = only where detected")
+                    .maximum(1000)
+                    .default_value(DEFAULT_HOLD_FRAMES)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("detect-interval")
+                    .nick("Detect interval")
+                    .blurb("Run the model on every Nth frame; regions are carried and interpolated through the frames in between")
+                    .minimum(1)
+                    .maximum(100)
+                    .default_value(DEFAULT_DETECT_INTERVAL)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("detections-file")
                     .nick("Detections file")
                     .blurb("If set, write one JSON line per output frame to this file: timestamp, frame number, redacted regions, people with keypoints, and whether the frame was redacted whole and why (an audit trail)")
@@ -726,6 +789,8 @@ impl ObjectImpl for YoloAnonymize {
             "margin" => s.margin = value.get().expect("type checked upstream"),
             "pixel-size" => s.pixel_size = value.get().expect("type checked upstream"),
             "fill-color" => s.fill_color = value.get().expect("type checked upstream"),
+            "hold-frames" => s.hold_frames = value.get().expect("type checked upstream"),
+            "detect-interval" => s.detect_interval = value.get().expect("type checked upstream"),
             "detections-file" => {
                 s.detections_file = value
                     .get::<Option<String>>()
@@ -761,6 +826,8 @@ impl ObjectImpl for YoloAnonymize {
             "margin" => s.margin.to_value(),
             "pixel-size" => s.pixel_size.to_value(),
             "fill-color" => s.fill_color.to_value(),
+            "hold-frames" => s.hold_frames.to_value(),
+            "detect-interval" => s.detect_interval.to_value(),
             "detections-file" => s
                 .detections_file
                 .as_ref()
@@ -870,6 +937,8 @@ impl BaseTransformImpl for YoloAnonymize {
             provider,
             video: None,
             collecting: Vec::new(),
+            seen: 0,
+            tracker: Tracker::default(),
             tensor: Vec::new(),
             spare_tensors: Vec::new(),
             pending: VecDeque::new(),
@@ -925,6 +994,7 @@ impl BaseTransformImpl for YoloAnonymize {
             lb.net_h
         );
         state.tensor.clear();
+        state.tracker.reset();
         state.video = Some((info, format, lb));
         Ok(())
     }
@@ -934,9 +1004,9 @@ impl BaseTransformImpl for YoloAnonymize {
         is_discont: bool,
         inbuf: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let batch_size = {
+        let (batch_size, detect_interval) = {
             let s = self.settings.lock();
-            s.batch_size as usize
+            (s.batch_size as usize, s.detect_interval)
         };
         if is_discont || inbuf.flags().contains(gst::BufferFlags::DISCONT) {
             self.drain()?;
@@ -946,7 +1016,7 @@ impl BaseTransformImpl for YoloAnonymize {
             let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
             let batch_size = state.fixed_batch.map_or(batch_size, |b| b.min(batch_size));
             gst::trace!(CAT, imp = self, "Frame {:?} in", inbuf.pts());
-            self.collect(state, inbuf, batch_size)?;
+            self.collect(state, inbuf, batch_size, detect_interval)?;
         }
         self.collect_results(MAX_IN_FLIGHT)?;
         Ok(gst::FlowSuccess::Ok)
@@ -992,6 +1062,8 @@ impl BaseTransformImpl for YoloAnonymize {
                     state.collecting.clear();
                     state.pending.clear();
                     state.ready.clear();
+                    state.tracker.reset();
+                    state.seen = 0;
                 }
             }
             EventView::Caps(c) => {

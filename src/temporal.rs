@@ -1,0 +1,414 @@
+//! Temporal safety: people are tracked from frame to frame so that a region keeps being covered
+//! when the detector misses a person for a few frames, follows their motion, covers the frames of
+//! a batch before the one where a person was first found, and is carried through the frames the
+//! model does not run on (`detect-interval`).
+//!
+//! Works on one batch at a time, in frame order: the element holds every frame of a batch, so the
+//! look-ahead and interpolation only ever use frames that have not left yet.
+
+use crate::decode::{Detection, Keypoint};
+use crate::regions::Rect;
+
+/// How detections are carried over time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TemporalParams {
+    /// Frames a person stays covered after the detector last reported them (on frames it ran on).
+    pub hold_frames: u32,
+    /// Growth per frame of a region that is not backed by a detection in that frame, as a
+    /// fraction of its size on each side (covers motion the prediction gets wrong).
+    pub grow_per_frame: f32,
+    /// Minimum box IoU for a detection to continue a track.
+    pub match_iou: f32,
+}
+
+impl Default for TemporalParams {
+    fn default() -> Self {
+        Self {
+            hold_frames: 5,
+            grow_per_frame: 0.05,
+            match_iou: 0.2,
+        }
+    }
+}
+
+/// Why a person is covered in a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The detector found them in this frame.
+    Detected,
+    /// Between two detections of the same person (missed or not analysed frames).
+    Interpolated,
+    /// After the last detection: predicted from their motion, within `hold_frames`.
+    Held,
+    /// Before their first detection in this batch (look-ahead).
+    LookAhead,
+}
+
+/// A person to cover in one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tracked {
+    pub det: Detection,
+    /// Extra growth of the regions, as a fraction of their size on each side.
+    pub grow: f32,
+    pub source: Source,
+    pub track: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Track {
+    id: u64,
+    /// Last detection and the (global) frame it was made in.
+    last: Detection,
+    last_frame: u64,
+    /// Centre velocity in pixels per frame.
+    vx: f32,
+    vy: f32,
+    /// Frames analysed by the model since `last_frame` in which the person was not found.
+    misses: u32,
+}
+
+fn centre_shift(d: &Detection, dx: f32, dy: f32) -> Detection {
+    let mut d = *d;
+    d.bbox = Rect::new(
+        d.bbox.x0 + dx,
+        d.bbox.y0 + dy,
+        d.bbox.x1 + dx,
+        d.bbox.y1 + dy,
+    );
+    for k in d.keypoints.iter_mut() {
+        k.x += dx;
+        k.y += dy;
+    }
+    d
+}
+
+/// Linear interpolation between two detections of the same person, `t` in 0..1.
+pub fn lerp(a: &Detection, b: &Detection, t: f32) -> Detection {
+    let l = |x: f32, y: f32| x + (y - x) * t;
+    let mut keypoints = [Keypoint::default(); 17];
+    for (k, (ka, kb)) in keypoints
+        .iter_mut()
+        .zip(a.keypoints.iter().zip(&b.keypoints))
+    {
+        *k = Keypoint {
+            x: l(ka.x, kb.x),
+            y: l(ka.y, kb.y),
+            conf: ka.conf.min(kb.conf),
+        };
+    }
+    Detection {
+        bbox: Rect::new(
+            l(a.bbox.x0, b.bbox.x0),
+            l(a.bbox.y0, b.bbox.y0),
+            l(a.bbox.x1, b.bbox.x1),
+            l(a.bbox.y1, b.bbox.y1),
+        ),
+        score: a.score.min(b.score),
+        keypoints,
+    }
+}
+
+/// Carries people across frames. One per stream; reset on flush and caps changes.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    tracks: Vec<Track>,
+    next_id: u64,
+    /// Global index of the next frame.
+    frame: u64,
+}
+
+impl Tracker {
+    pub fn reset(&mut self) {
+        self.tracks.clear();
+        self.frame = 0;
+    }
+
+    /// Number of people currently tracked.
+    pub fn len(&self) -> usize {
+        self.tracks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tracks.is_empty()
+    }
+
+    /// Processes one batch: `frames[i]` is `Some(detections)` when the model ran on frame `i`,
+    /// `None` when it did not (detect-interval). Returns, per frame, every person to cover.
+    pub fn process_batch(
+        &mut self,
+        frames: &[Option<Vec<Detection>>],
+        p: &TemporalParams,
+    ) -> Vec<Vec<Tracked>> {
+        let base = self.frame;
+        let n = frames.len();
+        let mut out: Vec<Vec<Tracked>> = vec![Vec::new(); n];
+        // Observations per track in this batch: (batch index, detection), for the second pass.
+        let mut observed: Vec<(u64, usize, Detection)> = Vec::new();
+        let mut born: Vec<(u64, usize)> = Vec::new();
+        let mut prev_obs: Vec<(u64, u64, Detection)> = self
+            .tracks
+            .iter()
+            .map(|t| (t.id, t.last_frame, t.last))
+            .collect();
+
+        for (i, obs) in frames.iter().enumerate() {
+            let g = base + i as u64;
+            if let Some(dets) = obs {
+                // Greedy association by IoU with each track's predicted box.
+                let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+                for (ti, t) in self.tracks.iter().enumerate() {
+                    let dt = (g - t.last_frame) as f32;
+                    let pred = centre_shift(&t.last, t.vx * dt, t.vy * dt);
+                    for (di, d) in dets.iter().enumerate() {
+                        let iou = pred.bbox.iou(&d.bbox).max(t.last.bbox.iou(&d.bbox));
+                        if iou >= p.match_iou {
+                            pairs.push((iou, ti, di));
+                        }
+                    }
+                }
+                pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+                let mut track_used = vec![false; self.tracks.len()];
+                let mut det_used = vec![false; dets.len()];
+                for (_, ti, di) in pairs {
+                    if track_used[ti] || det_used[di] {
+                        continue;
+                    }
+                    track_used[ti] = true;
+                    det_used[di] = true;
+                    let t = &mut self.tracks[ti];
+                    let d = dets[di];
+                    let dt = (g - t.last_frame).max(1) as f32;
+                    let (ox, oy) = t.last.bbox.center();
+                    let (nx, ny) = d.bbox.center();
+                    t.vx = 0.5 * t.vx + 0.5 * (nx - ox) / dt;
+                    t.vy = 0.5 * t.vy + 0.5 * (ny - oy) / dt;
+                    t.last = d;
+                    t.last_frame = g;
+                    t.misses = 0;
+                    observed.push((t.id, i, d));
+                }
+                for (ti, used) in track_used.iter().enumerate() {
+                    if !used {
+                        self.tracks[ti].misses += 1;
+                    }
+                }
+                for (di, d) in dets.iter().enumerate() {
+                    if !det_used[di] {
+                        let id = self.next_id;
+                        self.next_id += 1;
+                        self.tracks.push(Track {
+                            id,
+                            last: *d,
+                            last_frame: g,
+                            vx: 0.0,
+                            vy: 0.0,
+                            misses: 0,
+                        });
+                        observed.push((id, i, *d));
+                        born.push((id, i));
+                    }
+                }
+                self.tracks.retain(|t| t.misses <= p.hold_frames);
+            }
+            for t in &self.tracks {
+                if t.last_frame == g {
+                    out[i].push(Tracked {
+                        det: t.last,
+                        grow: 0.0,
+                        source: Source::Detected,
+                        track: t.id,
+                    });
+                } else {
+                    let dt = (g - t.last_frame) as f32;
+                    out[i].push(Tracked {
+                        det: centre_shift(&t.last, t.vx * dt, t.vy * dt),
+                        grow: p.grow_per_frame * dt,
+                        source: Source::Held,
+                        track: t.id,
+                    });
+                }
+            }
+        }
+
+        // Second pass: frames between two observations of a track (in this batch, or the last
+        // one before it) are interpolated rather than predicted.
+        prev_obs.extend(observed.iter().map(|&(id, i, d)| (id, base + i as u64, d)));
+        for entries in out
+            .iter_mut()
+            .enumerate()
+            .map(|(i, e)| (base + i as u64, e))
+        {
+            let (g, list) = entries;
+            for tr in list.iter_mut().filter(|t| t.source == Source::Held) {
+                let before = prev_obs
+                    .iter()
+                    .filter(|o| o.0 == tr.track && o.1 < g)
+                    .max_by_key(|o| o.1);
+                let after = prev_obs
+                    .iter()
+                    .filter(|o| o.0 == tr.track && o.1 > g)
+                    .min_by_key(|o| o.1);
+                if let (Some(a), Some(b)) = (before, after) {
+                    let t = (g - a.1) as f32 / (b.1 - a.1) as f32;
+                    tr.det = lerp(&a.2, &b.2, t);
+                    tr.grow = p.grow_per_frame * ((g - a.1).min(b.1 - g)) as f32;
+                    tr.source = Source::Interpolated;
+                }
+            }
+        }
+        // Look-ahead: a person first found in frame k of this batch is covered in frames 0..k.
+        for (id, k) in born {
+            let d = observed
+                .iter()
+                .find(|o| o.0 == id && o.1 == k)
+                .expect("born is observed")
+                .2;
+            for (i, list) in out.iter_mut().enumerate().take(k) {
+                list.push(Tracked {
+                    det: d,
+                    grow: p.grow_per_frame * (k - i) as f32,
+                    source: Source::LookAhead,
+                    track: id,
+                });
+            }
+        }
+        self.frame = base + n as u64;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(x: f32) -> Detection {
+        let mut keypoints = [Keypoint::default(); 17];
+        for (i, k) in keypoints.iter_mut().enumerate() {
+            *k = Keypoint {
+                x: x + 20.0,
+                y: 110.0 + i as f32,
+                conf: 0.9,
+            };
+        }
+        Detection {
+            bbox: Rect::new(x, 100.0, x + 40.0, 220.0),
+            score: 0.9,
+            keypoints,
+        }
+    }
+
+    fn params(hold: u32) -> TemporalParams {
+        TemporalParams {
+            hold_frames: hold,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_missed_frame_is_covered_by_the_held_region() {
+        let mut t = Tracker::default();
+        let frames = vec![
+            Some(vec![person(100.0)]),
+            Some(vec![]),
+            Some(vec![]),
+            Some(vec![]),
+        ];
+        let out = t.process_batch(&frames, &params(2));
+        assert_eq!(out[0].len(), 1);
+        assert_eq!(out[1][0].source, Source::Held);
+        assert_eq!(out[2][0].source, Source::Held);
+        assert!(out[2][0].grow > out[1][0].grow, "held regions grow");
+        assert!(out[3].is_empty(), "dropped after hold-frames misses");
+        // hold-frames 0: nothing is held.
+        let out = Tracker::default().process_batch(&frames, &params(0));
+        assert!(out[1].is_empty());
+    }
+
+    #[test]
+    fn a_gap_between_detections_is_interpolated() {
+        let mut t = Tracker::default();
+        let frames = vec![
+            Some(vec![person(100.0)]),
+            Some(vec![]),
+            Some(vec![person(110.0)]),
+        ];
+        let out = t.process_batch(&frames, &params(5));
+        assert_eq!(out[1].len(), 1);
+        assert_eq!(out[1][0].source, Source::Interpolated);
+        assert!((out[1][0].det.bbox.x0 - 105.0).abs() < 1e-3);
+        assert_eq!(out[2][0].source, Source::Detected);
+        assert_eq!(out[0][0].track, out[2][0].track, "one track");
+    }
+
+    #[test]
+    fn look_ahead_covers_frames_before_the_first_detection() {
+        let mut t = Tracker::default();
+        let frames = vec![Some(vec![]), Some(vec![]), Some(vec![person(300.0)])];
+        let out = t.process_batch(&frames, &params(5));
+        assert_eq!(out[0].len(), 1);
+        assert_eq!(out[0][0].source, Source::LookAhead);
+        assert!(out[0][0].grow > out[1][0].grow);
+        assert_eq!(out[2][0].source, Source::Detected);
+    }
+
+    #[test]
+    fn held_regions_follow_motion_across_batches() {
+        let mut t = Tracker::default();
+        let p = params(5);
+        t.process_batch(
+            &[
+                Some(vec![person(100.0)]),
+                Some(vec![person(110.0)]),
+                Some(vec![person(120.0)]),
+            ],
+            &p,
+        );
+        let out = t.process_batch(&[Some(vec![]), Some(vec![])], &p);
+        let x = out[1][0].det.bbox.x0;
+        assert!(x > 125.0, "predicted forward, at {x}");
+        // The person is found again: same track.
+        let out2 = t.process_batch(&[Some(vec![person(150.0)])], &p);
+        assert_eq!(out2[0].len(), 1);
+        assert_eq!(out2[0][0].track, out[0][0].track);
+    }
+
+    #[test]
+    fn frames_not_analysed_carry_and_interpolate() {
+        let mut t = Tracker::default();
+        // detect-interval 2: the model runs on frames 0 and 2 only.
+        let frames = vec![
+            Some(vec![person(100.0)]),
+            None,
+            Some(vec![person(120.0)]),
+            None,
+        ];
+        let out = t.process_batch(&frames, &params(0));
+        assert_eq!(out[1][0].source, Source::Interpolated);
+        assert!((out[1][0].det.bbox.x0 - 110.0).abs() < 1e-3);
+        // Not analysed frames do not use up hold-frames, even at 0.
+        assert_eq!(out[3].len(), 1);
+        assert_eq!(out[3][0].source, Source::Held);
+    }
+
+    #[test]
+    fn two_people_keep_their_tracks() {
+        let mut t = Tracker::default();
+        let out = t.process_batch(
+            &[
+                Some(vec![person(100.0), person(400.0)]),
+                Some(vec![person(405.0), person(104.0)]),
+            ],
+            &params(3),
+        );
+        let id_at = |f: usize, x: f32| {
+            out[f]
+                .iter()
+                .find(|t| (t.det.bbox.x0 - x).abs() < 1.0)
+                .unwrap()
+                .track
+        };
+        assert_eq!(id_at(0, 100.0), id_at(1, 104.0));
+        assert_eq!(id_at(0, 400.0), id_at(1, 405.0));
+        assert_eq!(t.len(), 2);
+    }
+}
