@@ -48,7 +48,8 @@ fn json_num(out: &mut String, v: f32) {
 pub fn frame_record(
     frame: u64,
     pts_ns: Option<u64>,
-    whole_reason: Option<&str>,
+    redacted_whole: bool,
+    reason: Option<&str>,
     regions: &[(RegionKind, PixelRect, f32)],
     people: &[Tracked],
 ) -> String {
@@ -60,12 +61,8 @@ pub fn frame_record(
         }
         None => o.push_str("null"),
     }
-    let _ = write!(
-        o,
-        ",\"redacted_whole\":{},\"reason\":",
-        whole_reason.is_some()
-    );
-    match whole_reason {
+    let _ = write!(o, ",\"redacted_whole\":{redacted_whole},\"reason\":");
+    match reason {
         Some(r) => json_str(&mut o, r),
         None => o.push_str("null"),
     }
@@ -151,6 +148,7 @@ mod tests {
         let r = frame_record(
             3,
             Some(300_000_000),
+            false,
             None,
             &[(RegionKind::Eyes, PixelRect::new(1, 2, 3, 4), 0.875)],
             &[Tracked {
@@ -162,7 +160,7 @@ mod tests {
         );
         assert!(r.starts_with(r#"{"frame":3,"pts":300000000,"redacted_whole":false,"reason":null,"regions":[{"kind":"eyes","x0":1,"y0":2,"x1":3,"y1":4,"score":0.88}],"people":[{"box":[1,2,3.5,null],"score":0.88,"source":"held","keypoints":[[1,2,0.5],"#), "{r}");
         assert!(r.ends_with("]]}]}"));
-        let w = frame_record(0, None, Some("model said \"no\"\n"), &[], &[]);
+        let w = frame_record(0, None, true, Some("model said \"no\"\n"), &[], &[]);
         assert_eq!(
             w,
             r#"{"frame":0,"pts":null,"redacted_whole":true,"reason":"model said \"no\"\n","regions":[],"people":[]}"#

@@ -36,6 +36,40 @@ impl Infer for Engine {
     }
 }
 
+/// A fault to inject into inference, for testing the fail-closed paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Every batch returns an error.
+    Error,
+    /// Every batch panics.
+    Panic,
+    /// Every batch takes this much longer.
+    Slow(Duration),
+}
+
+/// Wraps an [`Infer`] and applies an optional [`Fault`].
+pub struct Faulty<I> {
+    pub inner: I,
+    pub fault: Option<Fault>,
+}
+
+impl<I: Infer> Infer for Faulty<I> {
+    fn infer(
+        &mut self,
+        input: &[f32],
+        shape: [usize; 4],
+        out: &mut Vec<f32>,
+    ) -> Result<usize, String> {
+        match self.fault {
+            Some(Fault::Error) => return Err("injected fault".into()),
+            Some(Fault::Panic) => panic!("injected panic"),
+            Some(Fault::Slow(d)) => std::thread::sleep(d),
+            None => {}
+        }
+        self.inner.infer(input, shape, out)
+    }
+}
+
 /// One batch to analyse.
 #[derive(Debug)]
 pub struct Job {
@@ -153,6 +187,32 @@ impl Worker {
             .ok_or("the inference thread has stopped")?
             .send(job)
             .map_err(|_| "the inference thread has stopped".to_string())
+    }
+
+    /// Queues a job if the queue has room: `Ok(false)` when it is full (the job is dropped).
+    pub fn try_submit(&self, job: Job) -> Result<bool, String> {
+        match self
+            .jobs
+            .as_ref()
+            .ok_or("the inference thread has stopped")?
+            .try_send(job)
+        {
+            Ok(()) => Ok(true),
+            Err(mpsc::TrySendError::Full(_)) => Ok(false),
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                Err("the inference thread has stopped".into())
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the next result: `Err(true)` on time-out, `Err(false)` if the
+    /// thread is gone.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<JobResult>, bool> {
+        match self.results.lock().recv_timeout(timeout) {
+            Ok(r) => Ok(Some(r)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(true),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(false),
+        }
     }
 
     /// Waits for the next result; `None` if the thread is gone.

@@ -67,6 +67,8 @@ fn element(props: &[(&str, &dyn ToValue)]) -> gst::Element {
 
 fn harness(props: &[(&str, &dyn ToValue)]) -> gst_check::Harness {
     let mut h = gst_check::Harness::with_element(&element(props), Some("sink"), Some("src"));
+    // A file-like stream by default (the harness says live unless told otherwise).
+    h.set_live(false);
     h.set_src_caps(caps());
     h
 }
@@ -278,6 +280,7 @@ fn run_pipeline(el: &gst::Element, caps: gst::Caps, frames: Vec<gst::Buffer>) ->
 
 fn start_error(props: &[(&str, &dyn ToValue)]) -> String {
     let el = element(props);
+    el.set_property_from_str("on-failure", "error");
     let run = run_pipeline(&el, caps(), vec![frame(0)]);
     assert!(run.state_change_failed, "start should fail");
     assert_eq!(run.errors.len(), 1, "{:?}", run.errors);
@@ -440,4 +443,242 @@ fn missing_onnx_runtime_says_where_it_looked_and_how_to_install() {
         .expect("child printed its error");
     assert!(line.contains("/nonexistent/libonnxruntime.so"), "{line}");
     assert!(line.contains("scripts/setup.sh"), "{line}");
+}
+
+/// True when every luma row of an I420 64x48 frame is made of constant 16-pixel blocks (what
+/// whole-frame pixelation gives) and the frame differs from `input`.
+fn pixelated_whole(out: &gst::Buffer, input: &gst::Buffer) -> bool {
+    let o = out.map_readable().unwrap();
+    let n = input.map_readable().unwrap();
+    let y = W * H;
+    let changed = o[..y].iter().zip(&n[..y]).filter(|(a, b)| a != b).count();
+    changed > y * 9 / 10
+        && o[..y]
+            .chunks(W)
+            .all(|row| row.chunks(16).all(|b| b.iter().all(|&v| v == b[0])))
+}
+
+fn with_fault(
+    fault: gstyoloanonymize::yoloanonymize::Fault,
+    props: &[(&str, &dyn ToValue)],
+) -> gst::Element {
+    let el = element(props);
+    el.downcast_ref::<gstyoloanonymize::yoloanonymize::YoloAnonymize>()
+        .unwrap()
+        .inject_fault(Some(fault));
+    el
+}
+
+#[test]
+fn missing_model_fails_closed_by_default() {
+    let el = element(&[("model", &"/nonexistent/model.onnx"), ("batch-size", &3u32)]);
+    let inputs: Vec<gst::Buffer> = (0..4).map(frame).collect();
+    let run = run_pipeline(&el, caps(), inputs.clone());
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(pts_of(&run.frames), pts_of(&inputs));
+    for (o, i) in run.frames.iter().zip(&inputs) {
+        assert!(pixelated_whole(o, i));
+    }
+    let w = run.warnings.join("\n");
+    assert!(
+        w.contains("/nonexistent/model.onnx") && w.contains("pixelated whole"),
+        "{w}"
+    );
+}
+
+fn fault_redacts_whole(fault: gstyoloanonymize::yoloanonymize::Fault, what: &str) {
+    let el = with_fault(fault, &[("batch-size", &3u32)]);
+    let inputs: Vec<gst::Buffer> = (0..7).map(frame).collect();
+    let run = run_pipeline(&el, caps(), inputs.clone());
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(
+        pts_of(&run.frames),
+        pts_of(&inputs),
+        "every frame, in order"
+    );
+    for (i, (o, n)) in run.frames.iter().zip(&inputs).enumerate() {
+        assert!(pixelated_whole(o, n), "frame {i} left not fully redacted");
+    }
+    let w = run.warnings.join("\n");
+    assert!(w.contains(what) && w.contains("pixelated whole"), "{w}");
+}
+
+#[test]
+fn inference_error_redacts_whole_frames() {
+    fault_redacts_whole(
+        gstyoloanonymize::yoloanonymize::Fault::Error,
+        "injected fault",
+    );
+}
+
+#[test]
+fn inference_panic_redacts_whole_frames() {
+    fault_redacts_whole(
+        gstyoloanonymize::yoloanonymize::Fault::Panic,
+        "panicked: injected panic",
+    );
+}
+
+#[test]
+fn on_failure_error_stops_the_pipeline() {
+    let el = with_fault(
+        gstyoloanonymize::yoloanonymize::Fault::Error,
+        &[("batch-size", &2u32)],
+    );
+    el.set_property_from_str("on-failure", "error");
+    let run = run_pipeline(&el, caps(), (0..4).map(frame).collect());
+    let e = run.errors.join("\n");
+    assert!(
+        e.contains("Could not analyse 2 frames") && e.contains("injected fault"),
+        "{e}"
+    );
+    assert!(run.frames.is_empty(), "no unanalysed frame gets out");
+}
+
+#[test]
+fn on_failure_passthrough_is_untouched_and_says_so() {
+    let el = with_fault(
+        gstyoloanonymize::yoloanonymize::Fault::Error,
+        &[("batch-size", &2u32)],
+    );
+    el.set_property_from_str("on-failure", "passthrough");
+    let inputs: Vec<gst::Buffer> = (0..4).map(frame).collect();
+    let run = run_pipeline(&el, caps(), inputs.clone());
+    assert_eq!(run.frames.len(), 4);
+    for (o, i) in run.frames.iter().zip(&inputs) {
+        assert_eq!(*o.map_readable().unwrap(), *i.map_readable().unwrap());
+    }
+    assert!(run.warnings.join("\n").contains("UNREDACTED"));
+}
+
+#[test]
+fn slow_inference_on_a_file_waits_and_analyses_every_frame() {
+    // Not live: a slow model slows the pipeline down but every frame is analysed.
+    let el = with_fault(
+        gstyoloanonymize::yoloanonymize::Fault::Slow(std::time::Duration::from_millis(150)),
+        &[("batch-size", &2u32)],
+    );
+    let inputs: Vec<gst::Buffer> = (0..5).map(frame).collect();
+    let run = run_pipeline(&el, caps(), inputs.clone());
+    assert!(
+        run.errors.is_empty() && run.warnings.is_empty(),
+        "{:?} {:?}",
+        run.errors,
+        run.warnings
+    );
+    assert_eq!(pts_of(&run.frames), pts_of(&inputs));
+    for (o, i) in run.frames.iter().zip(&inputs) {
+        assert!(!pixelated_whole(o, i));
+    }
+}
+
+#[test]
+fn live_stream_with_a_too_slow_model_keeps_frames_on_time() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    init();
+    let max_latency = Duration::from_millis(300);
+    let el = with_fault(
+        gstyoloanonymize::yoloanonymize::Fault::Slow(Duration::from_secs(2)),
+        &[
+            ("batch-size", &2u32),
+            ("max-latency", &(max_latency.as_nanos() as u64)),
+        ],
+    );
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("videotestsrc")
+        .property("is-live", true)
+        .property_from_str("pattern", "snow")
+        .property("num-buffers", 25i32)
+        .build()
+        .unwrap();
+    let filter = gst::ElementFactory::make("capsfilter")
+        .property("caps", caps())
+        .build()
+        .unwrap();
+    let sink = gst_app::AppSink::builder().sync(false).build();
+    pipeline
+        .add_many([&src, &filter, &el, sink.upcast_ref()])
+        .unwrap();
+    gst::Element::link_many([&src, &filter, &el, sink.upcast_ref()]).unwrap();
+
+    let arrivals: Arc<Mutex<HashMap<gst::ClockTime, Instant>>> = Arc::default();
+    let delays: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    {
+        let arrivals_in = arrivals.clone();
+        el.static_pad("sink")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(b) = info.buffer() {
+                    arrivals_in
+                        .lock()
+                        .unwrap()
+                        .insert(b.pts().unwrap(), Instant::now());
+                }
+                gst::PadProbeReturn::Ok
+            });
+        let (arrivals, delays) = (arrivals.clone(), delays.clone());
+        el.static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(b) = info.buffer() {
+                    let t = arrivals.lock().unwrap()[&b.pts().unwrap()];
+                    delays.lock().unwrap().push(t.elapsed());
+                }
+                gst::PadProbeReturn::Ok
+            });
+    }
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut frames = Vec::new();
+    while let Ok(s) = sink.pull_sample() {
+        frames.push(s.buffer_owned().unwrap());
+    }
+    let bus = pipeline.bus().unwrap();
+    let mut late = None;
+    let mut warnings = Vec::new();
+    while let Some(m) = bus.pop() {
+        match m.view() {
+            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure().filter(|s| s.name() == "yoloanonymize-stats") {
+                    late = Some(s.get::<u64>("frames-late").unwrap());
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+
+    assert_eq!(frames.len(), 25, "every frame comes out");
+    let pts = pts_of(&frames);
+    assert!(pts.windows(2).all(|w| w[0] < w[1]), "in order: {pts:?}");
+    let delays = delays.lock().unwrap();
+    let worst = delays.iter().max().unwrap();
+    assert!(
+        *worst <= max_latency + Duration::from_millis(200),
+        "a frame was held {worst:?}"
+    );
+    // None was analysed in time: all are pixelated whole.
+    for b in &frames {
+        let m = b.map_readable().unwrap();
+        let rows_ok = m[..W * H]
+            .chunks(W)
+            .all(|row| row.chunks(16).all(|c| c.iter().all(|&v| v == c[0])));
+        assert!(rows_ok, "frame {:?} is not pixelated whole", b.pts());
+    }
+    assert!(late.expect("stats posted at EOS") > 0);
+    assert!(
+        warnings.iter().any(|w| w.contains("pixelated whole")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn live_latency_query_reports_max_latency() {
+    let mut h = harness(&[("batch-size", &4u32), ("max-latency", &500_000_000u64)]);
+    h.set_live(true);
+    h.push(frame(0)).unwrap();
+    assert_eq!(h.query_latency(), Some(gst::ClockTime::from_mseconds(500)));
 }

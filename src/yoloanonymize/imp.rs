@@ -27,7 +27,7 @@ use gst_video::prelude::*;
 use once_cell::sync::OnceCell;
 use parking_lot::Mutex;
 
-use super::{Method, Targets};
+use super::{Method, OnFailure, Targets};
 use crate::audit;
 use crate::decode::Detection;
 use crate::engine::{Device, Engine, EngineConfig, EngineError};
@@ -36,7 +36,7 @@ use crate::preprocess::{Letterbox, Preprocessor};
 use crate::redact::{self, RedactParams, Scratch};
 use crate::regions::{Region, RegionKind, RegionParams, regions_for};
 use crate::temporal::{TemporalParams, Tracker};
-use crate::worker::{Job, JobResult, Worker};
+use crate::worker::{Fault, Faulty, Job, JobResult, Worker};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -82,6 +82,10 @@ struct Settings {
     detections_file: Option<PathBuf>,
     hold_frames: u32,
     detect_interval: u32,
+    on_failure: OnFailure,
+    /// Nanoseconds; 0 = automatic.
+    max_latency: u64,
+    fault: Option<Fault>,
 }
 
 impl Default for Settings {
@@ -103,6 +107,9 @@ impl Default for Settings {
             detections_file: None,
             hold_frames: DEFAULT_HOLD_FRAMES,
             detect_interval: DEFAULT_DETECT_INTERVAL,
+            on_failure: OnFailure::RedactFrame,
+            max_latency: 0,
+            fault: None,
         }
     }
 }
@@ -133,16 +140,34 @@ impl Settings {
     }
 }
 
-/// A batch handed to the worker, waiting for its detections.
+/// A frame the element holds.
+struct Held {
+    buffer: gst::Buffer,
+    /// Whether the model analyses it (`detect-interval`).
+    analyse: bool,
+    arrived: Instant,
+}
+
+/// A batch handed to the worker, waiting for its detections. Batches leave strictly in order:
+/// one whose outcome is known waits for the older ones.
 struct Pending {
     id: u64,
-    /// Each frame, and whether the model analyses it (`detect-interval`).
-    frames: Vec<(gst::Buffer, bool)>,
+    frames: Vec<Held>,
+    /// The detections, or why the batch could not be analysed; `None` while the worker has it.
+    outcome: Option<Result<Vec<Vec<Detection>>, String>>,
 }
 
 /// What exists between `start` and `stop`.
 struct State {
-    worker: Arc<Worker>,
+    /// The inference thread; `None` when the model could not be loaded and on-failure let the
+    /// element start anyway (`failure` says why).
+    worker: Option<Arc<Worker>>,
+    failure: Option<String>,
+    /// Whether upstream is live, asked on the first buffer.
+    live: Option<bool>,
+    last_warning: Option<Instant>,
+    /// Failed frames not yet reported in a warning.
+    unwarned: u64,
     /// Fixed network size, when the model has one.
     fixed_hw: Option<(usize, usize)>,
     /// The most images the model takes at once, when fixed.
@@ -151,7 +176,7 @@ struct State {
     /// Negotiated input, set by `set_caps`.
     video: Option<(gst_video::VideoInfo, PixelFormat, Letterbox)>,
     /// Frames of the batch being collected; those to analyse are already written into `tensor`.
-    collecting: Vec<(gst::Buffer, bool)>,
+    collecting: Vec<Held>,
     /// Frames seen since start or the last flush (for `detect-interval`).
     seen: u64,
     tracker: Tracker,
@@ -178,6 +203,10 @@ struct Stats {
     people: u64,
     regions: u64,
     frames_whole: u64,
+    /// Frames let out untouched under on-failure=passthrough.
+    frames_passed_unanalysed: u64,
+    /// Frames let out at their live deadline before the model had analysed them.
+    frames_late: u64,
     preprocess: Duration,
     inference: Duration,
     decode: Duration,
@@ -195,6 +224,8 @@ impl Stats {
             .field("people", self.people)
             .field("regions", self.regions)
             .field("frames-redacted-whole", self.frames_whole)
+            .field("frames-passed-unanalysed", self.frames_passed_unanalysed)
+            .field("frames-late", self.frames_late)
             .field("preprocess-ms", ms(self.preprocess))
             .field("inference-ms", ms(self.inference))
             .field("decode-ms", ms(self.decode))
@@ -290,9 +321,8 @@ fn frame_mut<'a>(
 }
 
 impl YoloAnonymize {
-    fn engine_config(&self, s: &Settings) -> Result<EngineConfig, gst::ErrorMessage> {
-        let device = Device::parse(&s.device)
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+    fn engine_config(&self, s: &Settings) -> Result<EngineConfig, EngineError> {
+        let device = Device::parse(&s.device).map_err(EngineError::Provider)?;
         Ok(EngineConfig {
             model: s.model.clone(),
             device,
@@ -301,8 +331,29 @@ impl YoloAnonymize {
         })
     }
 
-    /// Preprocesses `buffer` into the batch tensor and holds it; hands the batch to the worker
-    /// when full.
+    /// Test hook: makes the inference thread fail, panic or stall (see [`Fault`]).
+    pub(super) fn set_fault(&self, fault: Option<Fault>) {
+        self.settings.lock().fault = fault;
+    }
+
+    /// The longest a frame may be held on a live stream.
+    fn max_latency(&self, state: &State) -> Duration {
+        let s = self.settings.lock();
+        if s.max_latency > 0 {
+            return Duration::from_nanos(s.max_latency);
+        }
+        let frame = state
+            .video
+            .as_ref()
+            .map(|(i, _, _)| i.fps())
+            .filter(|f| f.numer() > 0 && f.denom() > 0)
+            .map(|f| Duration::from_secs_f64(f.denom() as f64 / f.numer() as f64))
+            .unwrap_or(Duration::from_millis(100));
+        frame * (2 * s.batch_size).max(4)
+    }
+
+    /// Preprocesses `buffer` into the batch tensor (if the model analyses it) and holds it; hands
+    /// the batch to the worker when full.
     fn collect(
         &self,
         state: &mut State,
@@ -318,14 +369,29 @@ impl YoloAnonymize {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
+        let arrived = Instant::now();
+        if state.worker.is_none() {
+            // No model: every frame is a failure, handled at once under the on-failure policy.
+            let why = state.failure.clone().unwrap_or_default();
+            let held = vec![Held {
+                buffer,
+                analyse: false,
+                arrived,
+            }];
+            return self.apply(state, held, Err(why));
+        }
         let analyse = state.seen.is_multiple_of(detect_interval as u64);
         state.seen += 1;
         if !analyse {
-            state.collecting.push((buffer, false));
+            state.collecting.push(Held {
+                buffer,
+                analyse,
+                arrived,
+            });
             return Ok(());
         }
         let per = lb.tensor_len();
-        let slot = state.collecting.iter().filter(|(_, a)| *a).count();
+        let slot = state.collecting.iter().filter(|h| h.analyse).count();
         if state.tensor.len() < (slot + 1) * per {
             state.tensor.resize((slot + 1) * per, 0.0);
         }
@@ -350,21 +416,29 @@ impl YoloAnonymize {
         );
         drop(frame);
         state.stats.preprocess += t0.elapsed();
-        state.collecting.push((buffer, true));
+        state.collecting.push(Held {
+            buffer,
+            analyse,
+            arrived,
+        });
         if slot + 1 >= batch_size {
             self.dispatch(state)?;
         }
         Ok(())
     }
 
-    /// Sends the collected frames to the worker.
+    /// Sends the collected frames to the worker. On a live stream the worker's queue is never
+    /// waited on: a batch it cannot take now would be late, so it is handled as a failure.
     fn dispatch(&self, state: &mut State) -> Result<(), gst::FlowError> {
         if state.collecting.is_empty() {
             return Ok(());
         }
+        let Some(worker) = state.worker.clone() else {
+            return Ok(());
+        };
         let (_, _, lb) = state.video.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
         let lb = *lb;
-        let n = state.collecting.iter().filter(|(_, a)| *a).count();
+        let n = state.collecting.iter().filter(|h| h.analyse).count();
         let (conf, iou) = {
             let s = self.settings.lock();
             (s.conf_threshold as f32, s.iou_threshold as f32)
@@ -382,10 +456,7 @@ impl YoloAnonymize {
             lb.net_w,
             lb.net_h
         );
-        state.pending.push_back(Pending {
-            id,
-            frames: std::mem::take(&mut state.collecting),
-        });
+        let frames = std::mem::take(&mut state.collecting);
         let job = Job {
             id,
             tensor,
@@ -394,15 +465,38 @@ impl YoloAnonymize {
             conf_threshold: conf,
             iou_threshold: iou,
         };
-        if let Err(e) = state.worker.submit(job) {
-            gst::element_imp_error!(self, gst::LibraryError::Failed, ("{}", e));
-            return Err(gst::FlowError::Error);
+        let sent = if state.live == Some(true) {
+            worker.try_submit(job)
+        } else {
+            worker.submit(job).map(|()| true)
+        };
+        match sent {
+            Ok(true) => {
+                state.pending.push_back(Pending {
+                    id,
+                    frames,
+                    outcome: None,
+                });
+                Ok(())
+            }
+            Ok(false) => {
+                state.stats.frames_late += frames.len() as u64;
+                state.pending.push_back(Pending {
+                    id,
+                    frames,
+                    outcome: Some(Err("inference fell behind the live stream".into())),
+                });
+                self.resolve(state)
+            }
+            Err(e) => {
+                gst::element_imp_error!(self, gst::LibraryError::Failed, ("{}", e));
+                Err(gst::FlowError::Error)
+            }
         }
-        Ok(())
     }
 
-    /// Applies a worker result to its batch and moves the frames to `ready`. A result whose batch
-    /// was flushed is dropped.
+    /// Records a worker result on its batch, then lets out every batch at the front whose
+    /// outcome is known. A result whose batch was flushed, or already let out late, is dropped.
     fn finish(&self, state: &mut State, result: JobResult) -> Result<(), gst::FlowError> {
         let JobResult {
             id,
@@ -413,18 +507,38 @@ impl YoloAnonymize {
         } = result;
         tensor.clear();
         state.spare_tensors.push(tensor);
-        let Some(pos) = state.pending.iter().position(|p| p.id == id) else {
-            gst::debug!(CAT, imp = self, "Dropping the result of flushed batch {id}");
-            return Ok(());
-        };
-        // Results come back in submission order; anything older was flushed.
-        state.pending.drain(..pos);
-        let batch = state.pending.pop_front().expect("position found");
         gst::debug!(
             CAT,
             imp = self,
             "Batch {id}: inference {infer_time:?}, decode {decode_time:?}"
         );
+        state.stats.batches += 1;
+        state.stats.inference += infer_time;
+        state.stats.decode += decode_time;
+        match state.pending.iter_mut().find(|p| p.id == id) {
+            Some(p) if p.outcome.is_none() => p.outcome = Some(detections),
+            _ => gst::debug!(CAT, imp = self, "Dropping the result of batch {id}"),
+        }
+        self.resolve(state)
+    }
+
+    /// Applies, in order, every batch at the front of `pending` whose outcome is known.
+    fn resolve(&self, state: &mut State) -> Result<(), gst::FlowError> {
+        while state.pending.front().is_some_and(|p| p.outcome.is_some()) {
+            let p = state.pending.pop_front().expect("front exists");
+            self.apply(state, p.frames, p.outcome.expect("checked"))?;
+        }
+        Ok(())
+    }
+
+    /// Redacts a batch's frames from its detections, or under the on-failure policy when it
+    /// could not be analysed, and moves them to `ready`.
+    fn apply(
+        &self,
+        state: &mut State,
+        frames: Vec<Held>,
+        detections: Result<Vec<Vec<Detection>>, String>,
+    ) -> Result<(), gst::FlowError> {
         let settings = self.settings.lock().clone();
         let (rp, xp, tp) = (
             settings.region_params(),
@@ -433,37 +547,51 @@ impl YoloAnonymize {
         );
         let (info, format, _) = state.video.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let failure = detections.as_ref().err().cloned();
-        let n = batch.frames.len();
+        let n = frames.len();
+        if let Some(why) = &failure {
+            match settings.on_failure {
+                OnFailure::Error => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::LibraryError::Failed,
+                        ("Could not analyse {} frames: {}", n, why),
+                        [
+                            "on-failure=error stops the pipeline; on-failure=redact-frame pixelates such frames instead"
+                        ]
+                    );
+                    return Err(gst::FlowError::Error);
+                }
+                OnFailure::RedactFrame | OnFailure::Passthrough => {
+                    self.warn_failure(state, &settings, n as u64, why)
+                }
+            }
+        }
         let t0 = Instant::now();
-        state.stats.batches += 1;
         state.stats.frames += n as u64;
-        state.stats.inference += infer_time;
-        state.stats.decode += decode_time;
         let (width, height) = (info.width() as usize, info.height() as usize);
         // What the model saw, per frame: detections of analysed frames in order, None for frames
         // it did not analyse (or could not).
         let mut analysed = detections.as_ref().ok().map(|d| d.iter());
-        let observations: Vec<Option<Vec<Detection>>> = batch
-            .frames
+        let observations: Vec<Option<Vec<Detection>>> = frames
             .iter()
-            .map(|(_, a)| match (&mut analysed, a) {
+            .map(|h| match (&mut analysed, h.analyse) {
                 (Some(it), true) => Some(it.next().cloned().unwrap_or_default()),
                 _ => None,
             })
             .collect();
         let tracked = state.tracker.process_batch(&observations, &tp);
-        for ((mut buffer, _), (people, seen)) in batch
-            .frames
-            .into_iter()
-            .zip(tracked.iter().zip(&observations))
-        {
+        let whole = failure.is_some() && settings.on_failure == OnFailure::RedactFrame;
+        for (held, (people, seen)) in frames.into_iter().zip(tracked.iter().zip(&observations)) {
+            let mut buffer = held.buffer;
             let detected = seen.as_ref().map_or(0, Vec::len);
             state.regions.clear();
-            for t in people {
-                let from = state.regions.len();
-                regions_for(&t.det, &rp, &mut state.regions);
-                for r in &mut state.regions[from..] {
-                    r.rect = r.rect.expand(t.grow);
+            if failure.is_none() {
+                for t in people {
+                    let from = state.regions.len();
+                    regions_for(&t.det, &rp, &mut state.regions);
+                    for r in &mut state.regions[from..] {
+                        r.rect = r.rect.expand(t.grow);
+                    }
                 }
             }
             let pixels: Vec<(RegionKind, PixelRect, f32)> = state
@@ -472,7 +600,7 @@ impl YoloAnonymize {
                 .map(|r| (r.kind, r.rect.to_pixels(width, height), r.score))
                 .filter(|(_, px, _)| !px.is_empty())
                 .collect();
-            {
+            if whole || !pixels.is_empty() {
                 let buf = buffer.make_mut();
                 let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
                     .map_err(|_| {
@@ -484,7 +612,7 @@ impl YoloAnonymize {
                         gst::FlowError::Error
                     })?;
                 let mut frame = frame_mut(&mut vf, format);
-                if failure.is_some() {
+                if whole {
                     redact::redact_whole_frame(&mut frame, &mut state.scratch);
                 } else {
                     for (_, px, _) in &pixels {
@@ -504,10 +632,18 @@ impl YoloAnonymize {
                 pixels.len()
             );
             if let Some(w) = state.audit.as_mut() {
+                let reason = failure.as_deref().map(|why| {
+                    if whole {
+                        why.to_string()
+                    } else {
+                        format!("{why} (on-failure=passthrough: left untouched)")
+                    }
+                });
                 let line = audit::frame_record(
                     state.out_frames,
                     buffer.pts().map(|t| t.nseconds()),
-                    failure.as_deref(),
+                    whole,
+                    reason.as_deref(),
                     &pixels,
                     people,
                 );
@@ -524,42 +660,107 @@ impl YoloAnonymize {
             state.ready.push_back(buffer);
         }
         state.stats.redact += t0.elapsed();
-        if let Some(why) = failure {
-            state.stats.frames_whole += n as u64;
-            gst::element_imp_warning!(
-                self,
-                gst::LibraryError::Failed,
-                (
-                    "Could not analyse {} frames ({}); they were pixelated whole ({} so far)",
-                    n,
-                    why,
-                    state.stats.frames_whole
-                )
-            );
-        }
         Ok(())
     }
 
-    /// Takes finished results without waiting; then waits while more than `keep` batches are in
-    /// flight. The state lock is released while waiting.
+    /// Counts frames that could not be analysed and posts a warning: at the first, then at most
+    /// once a second with the running total.
+    fn warn_failure(&self, state: &mut State, settings: &Settings, n: u64, why: &str) {
+        if settings.on_failure == OnFailure::Passthrough {
+            state.stats.frames_passed_unanalysed += n;
+        } else {
+            state.stats.frames_whole += n;
+        }
+        state.unwarned += n;
+        let now = Instant::now();
+        if state
+            .last_warning
+            .is_some_and(|t| now - t < Duration::from_secs(1))
+        {
+            return;
+        }
+        state.last_warning = Some(now);
+        let total = state.stats.frames_whole + state.stats.frames_passed_unanalysed;
+        let what = if settings.on_failure == OnFailure::Passthrough {
+            "passed through UNREDACTED (on-failure=passthrough)"
+        } else {
+            "pixelated whole"
+        };
+        gst::element_imp_warning!(
+            self,
+            gst::LibraryError::Failed,
+            (
+                "Could not analyse {} frames ({}); they were {} ({} so far)",
+                state.unwarned,
+                why,
+                what,
+                total
+            )
+        );
+        state.unwarned = 0;
+    }
+
+    /// Takes finished results without waiting; on a live stream, lets out every batch whose
+    /// oldest frame reached its deadline (under the on-failure policy); then waits while more
+    /// than `keep` batches are in flight. The state lock is released while waiting.
     fn collect_results(&self, keep: usize) -> Result<(), gst::FlowError> {
         loop {
-            let worker = {
+            let (worker, deadline) = {
                 let mut guard = self.state.lock();
                 let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-                while let Some(r) = state.worker.try_recv().map_err(|e| {
+                let Some(worker) = state.worker.clone() else {
+                    return Ok(());
+                };
+                while let Some(r) = worker.try_recv().map_err(|e| {
                     gst::element_imp_error!(self, gst::LibraryError::Failed, ("{}", e));
                     gst::FlowError::Error
                 })? {
                     self.finish(state, r)?;
                 }
-                if state.pending.len() <= keep {
+                let live = state.live == Some(true);
+                let max_latency = self.max_latency(state);
+                if live {
+                    // Every batch whose oldest frame reached its deadline leaves now.
+                    let mut expired = false;
+                    for p in state.pending.iter_mut().filter(|p| p.outcome.is_none()) {
+                        if p.frames
+                            .first()
+                            .is_some_and(|h| h.arrived.elapsed() >= max_latency)
+                        {
+                            p.outcome = Some(Err(format!(
+                                "inference did not finish within max-latency ({} ms) on a live stream",
+                                max_latency.as_millis()
+                            )));
+                            state.stats.frames_late += p.frames.len() as u64;
+                            expired = true;
+                        }
+                    }
+                    if expired {
+                        self.resolve(state)?;
+                    }
+                }
+                let limit = if live && keep > 0 { usize::MAX } else { keep };
+                if state.pending.len() <= limit {
                     return Ok(());
                 }
-                state.worker.clone()
+                let deadline = live.then(|| {
+                    state
+                        .pending
+                        .front()
+                        .and_then(|p| p.frames.first())
+                        .map(|h| h.arrived + max_latency)
+                });
+                (worker, deadline.flatten())
             };
             let t0 = Instant::now();
-            let received = worker.recv();
+            let received = match deadline {
+                Some(d) => match worker.recv_timeout(d.saturating_duration_since(t0)) {
+                    Ok(r) => r,
+                    Err(true) => continue,
+                    Err(false) => None,
+                },
+                None => worker.recv(),
+            };
             let waited = t0.elapsed();
             let Some(r) = received else {
                 gst::element_imp_error!(
@@ -576,7 +777,8 @@ impl YoloAnonymize {
         }
     }
 
-    /// Sends the partial batch to the worker and waits for every batch to come back.
+    /// Sends the partial batch to the worker and waits for every batch to come back (on a live
+    /// stream, at most until their deadlines).
     fn drain(&self) -> Result<(), gst::FlowError> {
         {
             let mut guard = self.state.lock();
@@ -616,6 +818,13 @@ impl YoloAnonymize {
         let batch = self.settings.lock().batch_size as u64;
         // A full batch in the worker while the next one is collected.
         batch * (MAX_IN_FLIGHT as u64 + 1) - 1
+    }
+
+    /// Asks upstream whether the stream is live (once per stream).
+    fn query_live(&self) -> bool {
+        let mut q = gst::query::Latency::new();
+        let sink = self.obj().static_pad("sink").expect("sink pad");
+        sink.peer_query(&mut q) && q.result().0
     }
 }
 
@@ -735,6 +944,17 @@ impl ObjectImpl for YoloAnonymize {
                     .default_value(DEFAULT_DETECT_INTERVAL)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("on-failure", OnFailure::RedactFrame)
+                    .nick("On failure")
+                    .blurb("What happens to frames the model could not analyse (model not loaded, inference error, crash, live deadline missed): redact-frame pixelates them whole and warns, error stops the pipeline, passthrough lets them out untouched (UNSAFE: faces leak)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("max-latency")
+                    .nick("Max latency")
+                    .blurb("Live streams only: nanoseconds after its arrival by which every frame leaves, analysed or not (then under on-failure); a partial batch is sent after half of it. 0 = automatic: 2 x batch-size frame durations, at least 4")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("detections-file")
                     .nick("Detections file")
                     .blurb("If set, write one JSON line per output frame to this file: timestamp, frame number, redacted regions, people with keypoints, and whether the frame was redacted whole and why (an audit trail)")
@@ -790,6 +1010,8 @@ impl ObjectImpl for YoloAnonymize {
             "pixel-size" => s.pixel_size = value.get().expect("type checked upstream"),
             "fill-color" => s.fill_color = value.get().expect("type checked upstream"),
             "hold-frames" => s.hold_frames = value.get().expect("type checked upstream"),
+            "on-failure" => s.on_failure = value.get().expect("type checked upstream"),
+            "max-latency" => s.max_latency = value.get().expect("type checked upstream"),
             "detect-interval" => s.detect_interval = value.get().expect("type checked upstream"),
             "detections-file" => {
                 s.detections_file = value
@@ -804,18 +1026,20 @@ impl ObjectImpl for YoloAnonymize {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "provider" {
+            // State before settings, the order the streaming thread takes them in.
+            let state = self.state.lock();
+            return state
+                .as_ref()
+                .map(|st| st.provider.clone())
+                .unwrap_or_default()
+                .to_value();
+        }
         let s = self.settings.lock();
         match pspec.name() {
             "model" => s.model.display().to_string().to_value(),
             "batch-size" => s.batch_size.to_value(),
             "device" => s.device.to_value(),
-            "provider" => self
-                .state
-                .lock()
-                .as_ref()
-                .map(|st| st.provider.clone())
-                .unwrap_or_default()
-                .to_value(),
             "threads" => s.threads.to_value(),
             "conf-threshold" => s.conf_threshold.to_value(),
             "iou-threshold" => s.iou_threshold.to_value(),
@@ -827,6 +1051,8 @@ impl ObjectImpl for YoloAnonymize {
             "pixel-size" => s.pixel_size.to_value(),
             "fill-color" => s.fill_color.to_value(),
             "hold-frames" => s.hold_frames.to_value(),
+            "on-failure" => s.on_failure.to_value(),
+            "max-latency" => s.max_latency.to_value(),
             "detect-interval" => s.detect_interval.to_value(),
             "detections-file" => s
                 .detections_file
@@ -885,27 +1111,6 @@ impl BaseTransformImpl for YoloAnonymize {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().clone();
-        let cfg = self.engine_config(&settings)?;
-        gst::info!(
-            CAT,
-            imp = self,
-            "Loading {} on {}",
-            cfg.model.display(),
-            cfg.device
-        );
-        let engine = Engine::load(&cfg).map_err(|e| match &e {
-            EngineError::ModelFile { .. } => {
-                gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
-            }
-            EngineError::ModelLoad { .. } => {
-                gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e))
-            }
-            EngineError::Library(_) => gst::error_msg!(gst::LibraryError::Init, ("{}", e)),
-            _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
-        })?;
-        if let Some(note) = &engine.provider_note {
-            gst::info!(CAT, imp = self, "{note}");
-        }
         let audit = match &settings.detections_file {
             Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
                 |e| {
@@ -917,23 +1122,83 @@ impl BaseTransformImpl for YoloAnonymize {
             )?)),
             None => None,
         };
-        let provider = engine.provider.clone();
-        let shape = engine.input_shape;
-        gst::info!(
-            CAT,
-            imp = self,
-            "Model loaded on {provider}, input {shape:?}"
-        );
-        let worker = Worker::spawn(engine, MAX_IN_FLIGHT + 1).map_err(|e| {
-            gst::error_msg!(
-                gst::CoreError::Thread,
-                ("Cannot start the inference thread: {}", e)
-            )
-        })?;
+        let loaded = self.engine_config(&settings).and_then(|cfg| {
+            gst::info!(
+                CAT,
+                imp = self,
+                "Loading {} on {}",
+                cfg.model.display(),
+                cfg.device
+            );
+            Engine::load(&cfg)
+        });
+        let (worker, failure, provider, shape) = match loaded {
+            Ok(engine) => {
+                if let Some(note) = &engine.provider_note {
+                    gst::info!(CAT, imp = self, "{note}");
+                }
+                let provider = engine.provider.clone();
+                let shape = engine.input_shape;
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "Model loaded on {provider}, input {shape:?}"
+                );
+                let faulty = Faulty {
+                    inner: engine,
+                    fault: settings.fault,
+                };
+                let worker = Worker::spawn(faulty, MAX_IN_FLIGHT + 1).map_err(|e| {
+                    gst::error_msg!(
+                        gst::CoreError::Thread,
+                        ("Cannot start the inference thread: {}", e)
+                    )
+                })?;
+                (Some(Arc::new(worker)), None, provider, Some(shape))
+            }
+            Err(e) if settings.on_failure == OnFailure::Error => {
+                return Err(match &e {
+                    EngineError::ModelFile { .. } => {
+                        gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
+                    }
+                    EngineError::ModelLoad { .. } => {
+                        gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e))
+                    }
+                    EngineError::Library(_) => gst::error_msg!(gst::LibraryError::Init, ("{}", e)),
+                    _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
+                });
+            }
+            Err(e) => {
+                let what = if settings.on_failure == OnFailure::Passthrough {
+                    "will pass through UNREDACTED (on-failure=passthrough)"
+                } else {
+                    "will be pixelated whole (on-failure=redact-frame; set on-failure=error to stop instead)"
+                };
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Init,
+                    (
+                        "The model could not be loaded, so every frame {}: {}",
+                        what,
+                        e
+                    )
+                );
+                (
+                    None,
+                    Some(format!("the model could not be loaded: {e}")),
+                    String::new(),
+                    None,
+                )
+            }
+        };
         *self.state.lock() = Some(State {
-            worker: Arc::new(worker),
-            fixed_hw: shape.height.zip(shape.width),
-            fixed_batch: shape.batch,
+            worker,
+            failure,
+            live: None,
+            last_warning: None,
+            unwarned: 0,
+            fixed_hw: shape.and_then(|s| s.height.zip(s.width)),
+            fixed_batch: shape.and_then(|s| s.batch),
             provider,
             video: None,
             collecting: Vec::new(),
@@ -1008,8 +1273,20 @@ impl BaseTransformImpl for YoloAnonymize {
             let s = self.settings.lock();
             (s.batch_size as usize, s.detect_interval)
         };
-        if is_discont || inbuf.flags().contains(gst::BufferFlags::DISCONT) {
+        // Only the buffer's own flag: the base class's `is_discont` stays set after the first
+        // DISCONT buffer when generate_output is overridden, and would drain every frame.
+        let _ = is_discont;
+        if inbuf.flags().contains(gst::BufferFlags::DISCONT) {
+            gst::debug!(CAT, imp = self, "Discontinuity at {:?}", inbuf.pts());
             self.drain()?;
+        }
+        let unknown_live = self.state.lock().as_ref().is_some_and(|s| s.live.is_none());
+        if unknown_live {
+            let live = self.query_live();
+            gst::debug!(CAT, imp = self, "Upstream is live: {live}");
+            if let Some(s) = self.state.lock().as_mut() {
+                s.live = Some(live);
+            }
         }
         {
             let mut guard = self.state.lock();
@@ -1017,6 +1294,21 @@ impl BaseTransformImpl for YoloAnonymize {
             let batch_size = state.fixed_batch.map_or(batch_size, |b| b.min(batch_size));
             gst::trace!(CAT, imp = self, "Frame {:?} in", inbuf.pts());
             self.collect(state, inbuf, batch_size, detect_interval)?;
+            // Live: a partial batch is not held for more than half the latency budget.
+            if state.live == Some(true)
+                && state
+                    .collecting
+                    .first()
+                    .is_some_and(|h| h.arrived.elapsed() >= self.max_latency(state) / 2)
+            {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Batch timeout: sending {} frames",
+                    state.collecting.len()
+                );
+                self.dispatch(state)?;
+            }
         }
         self.collect_results(MAX_IN_FLIGHT)?;
         Ok(gst::FlowSuccess::Ok)
@@ -1048,6 +1340,7 @@ impl BaseTransformImpl for YoloAnonymize {
 
     fn sink_event(&self, event: gst::Event) -> bool {
         use gst::EventView;
+        gst::log!(CAT, imp = self, "Event {:?}", event.type_());
         match event.view() {
             EventView::FlushStop(_) => {
                 if let Some(state) = self.state.lock().as_mut() {
@@ -1064,6 +1357,7 @@ impl BaseTransformImpl for YoloAnonymize {
                     state.ready.clear();
                     state.tracker.reset();
                     state.seen = 0;
+                    state.live = None;
                 }
             }
             EventView::Caps(c) => {
@@ -1127,23 +1421,32 @@ impl BaseTransformImpl for YoloAnonymize {
                 return false;
             }
             let (live, min, max) = q.result();
-            let fps = self
-                .state
-                .lock()
-                .as_ref()
-                .and_then(|s| s.video.as_ref().map(|(i, _, _)| i.fps()))
-                .unwrap_or(gst::Fraction::new(0, 1));
-            let held = if fps.numer() > 0 {
-                gst::ClockTime::SECOND
-                    .mul_div_floor(self.held_frames() * fps.denom() as u64, fps.numer() as u64)
-                    .unwrap_or(gst::ClockTime::ZERO)
-            } else {
-                gst::ClockTime::ZERO
+            let held = {
+                let guard = self.state.lock();
+                match guard.as_ref() {
+                    // Live: a frame leaves by max-latency after it arrived, analysed or not.
+                    Some(state) if live => {
+                        gst::ClockTime::from_nseconds(self.max_latency(state).as_nanos() as u64)
+                    }
+                    Some(state) => {
+                        let fps = state.video.as_ref().map(|(i, _, _)| i.fps());
+                        match fps {
+                            Some(f) if f.numer() > 0 => gst::ClockTime::SECOND
+                                .mul_div_floor(
+                                    self.held_frames() * f.denom() as u64,
+                                    f.numer() as u64,
+                                )
+                                .unwrap_or(gst::ClockTime::ZERO),
+                            _ => gst::ClockTime::ZERO,
+                        }
+                    }
+                    None => gst::ClockTime::ZERO,
+                }
             };
             gst::debug!(
                 CAT,
                 imp = self,
-                "Latency: upstream {min} / {max:?}, holding up to {held}"
+                "Latency: upstream {min} / {max:?} (live {live}), holding up to {held}"
             );
             q.set(live, min + held, max.map(|m| m + held));
             return true;

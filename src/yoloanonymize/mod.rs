@@ -36,6 +36,37 @@ pub enum Method {
     Fill = 2,
 }
 
+/// What happens to frames the model could not analyse (`on-failure` property).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstYoloAnonymizeOnFailure")]
+pub enum OnFailure {
+    #[enum_value(
+        name = "Redact frame: pixelate the whole frame and post a warning",
+        nick = "redact-frame"
+    )]
+    RedactFrame = 0,
+    #[enum_value(name = "Error: stop the pipeline with an error", nick = "error")]
+    Error = 1,
+    #[enum_value(
+        name = "Passthrough: let the frame out untouched (UNSAFE, faces leak)",
+        nick = "passthrough"
+    )]
+    Passthrough = 2,
+}
+
+pub use crate::worker::Fault;
+
+impl YoloAnonymize {
+    /// Test hook: makes the inference thread of the next start fail, panic or stall, to check
+    /// the fail-closed behaviour. Not a property, so `gst-inspect-1.0` does not show it.
+    #[doc(hidden)]
+    pub fn inject_fault(&self, fault: Option<Fault>) {
+        use gst::subclass::prelude::ObjectSubclassIsExt;
+        self.imp().set_fault(fault);
+    }
+}
+
 impl From<Method> for crate::redact::Method {
     fn from(m: Method) -> Self {
         match m {
