@@ -176,9 +176,75 @@ fn eyes_are_covered_on_the_sample_clip_and_frames_match() {
         input.len()
     );
     assert!(
-        eyes > 50,
+        eyes > 150,
         "the sample has people with visible eyes ({eyes} found)"
     );
+
+    // The audit trail has one line per output frame with its timestamp; every region it lists
+    // was changed in the output and is attached to the buffer as a region-of-interest meta.
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let _ = std::fs::remove_file(&audit);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), output.len());
+    let mut listed = 0;
+    for (i, (rec, (inp, outp))) in lines.iter().zip(input.iter().zip(&output)).enumerate() {
+        assert_eq!(rec["frame"], i);
+        assert_eq!(rec["pts"], outp.pts.nseconds());
+        assert_eq!(rec["redacted_whole"], false);
+        let a = gst_video::VideoFrameRef::from_buffer_ref_readable(inp.buffer.as_ref(), &inp.info)
+            .unwrap();
+        let b =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(outp.buffer.as_ref(), &outp.info)
+                .unwrap();
+        let (fa, fb) = (frame_ref(&a), frame_ref(&b));
+        let mut from_file = Vec::new();
+        for r in rec["regions"].as_array().unwrap() {
+            let n = |k: &str| r[k].as_u64().unwrap() as usize;
+            let (x0, y0, x1, y1) = (n("x0"), n("y0"), n("x1"), n("y1"));
+            let offsets: Vec<usize> = (y0..y1)
+                .flat_map(|y| (x0..x1).map(move |x| y * fa.strides[0] + x))
+                .collect();
+            let changed = offsets
+                .iter()
+                .filter(|&&o| fa.planes[0][o] != fb.planes[0][o])
+                .count();
+            // Blur leaves a flat patch (a wall, the sky at the frame edge) almost as it was:
+            // such a region hides nothing, so only textured ones must have changed.
+            let mean =
+                offsets.iter().map(|&o| fa.planes[0][o] as f64).sum::<f64>() / offsets.len() as f64;
+            let var = offsets
+                .iter()
+                .map(|&o| (fa.planes[0][o] as f64 - mean).powi(2))
+                .sum::<f64>()
+                / offsets.len() as f64;
+            assert!(
+                changed * 2 > offsets.len() || var < 25.0,
+                "frame {i}: region {r} not redacted ({changed}/{} changed, variance {var:.1})",
+                offsets.len()
+            );
+            let kind = r["kind"].as_str().unwrap().to_string();
+            from_file.push((
+                kind,
+                (x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32),
+            ));
+            listed += 1;
+        }
+        let mut metas: Vec<(String, (u32, u32, u32, u32))> = outp
+            .buffer
+            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .map(|m| (m.roi_type().to_string(), m.rect()))
+            .collect();
+        metas.sort();
+        from_file.sort();
+        assert_eq!(
+            metas, from_file,
+            "frame {i}: region metadata and detections-file disagree"
+        );
+    }
+    assert!(listed >= eyes / 2, "the audit lists the regions ({listed})");
 }
 
 /// Every file in `pipelines/` parses, and the file-based ones run on the sample clip.

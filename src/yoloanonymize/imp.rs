@@ -193,6 +193,11 @@ struct State {
     /// The `detections-file` audit trail, and the index of the next frame to leave.
     audit: Option<std::io::BufWriter<std::fs::File>>,
     out_frames: u64,
+    /// Periodic statistics: stream time of the last report, and the totals and time then.
+    last_report_pts: Option<gst::ClockTime>,
+    report_start: Instant,
+    report_base: Option<Stats>,
+    started: Instant,
 }
 
 /// Totals since start, posted as the `yoloanonymize-stats` element message at EOS.
@@ -200,6 +205,8 @@ struct State {
 struct Stats {
     frames: u64,
     batches: u64,
+    /// Frames the model ran on.
+    analysed: u64,
     people: u64,
     regions: u64,
     frames_whole: u64,
@@ -216,10 +223,42 @@ struct Stats {
 }
 
 impl Stats {
-    fn structure(&self) -> gst::Structure {
+    /// The totals, plus rates over the interval since `base` was taken `elapsed` ago.
+    fn structure(&self, eos: bool, elapsed: Duration, base: Option<&Stats>) -> gst::Structure {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let zero = Stats::default();
+        let base = base.unwrap_or(&zero);
+        let frames = self.frames - base.frames;
+        let batches = self.batches - base.batches;
+        let secs = elapsed.as_secs_f64();
         gst::Structure::builder("yoloanonymize-stats")
+            .field("eos", eos)
+            .field(
+                "fps",
+                if secs > 0.0 {
+                    frames as f64 / secs
+                } else {
+                    0.0
+                },
+            )
+            .field(
+                "inference-ms-per-batch",
+                if batches > 0 {
+                    ms(self.inference - base.inference) / batches as f64
+                } else {
+                    0.0
+                },
+            )
+            .field(
+                "frames-per-batch",
+                if batches > 0 {
+                    (self.analysed - base.analysed) as f64 / batches as f64
+                } else {
+                    0.0
+                },
+            )
             .field("frames", self.frames)
+            .field("analysed", self.analysed)
             .field("batches", self.batches)
             .field("people", self.people)
             .field("regions", self.regions)
@@ -513,6 +552,9 @@ impl YoloAnonymize {
             "Batch {id}: inference {infer_time:?}, decode {decode_time:?}"
         );
         state.stats.batches += 1;
+        if let Ok(d) = &detections {
+            state.stats.analysed += d.len() as u64;
+        }
         state.stats.inference += infer_time;
         state.stats.decode += decode_time;
         match state.pending.iter_mut().find(|p| p.id == id) {
@@ -619,6 +661,38 @@ impl YoloAnonymize {
                         redact::redact_region(&mut frame, *px, &xp, &mut state.scratch);
                     }
                 }
+                drop(vf);
+                // Tell downstream what was redacted.
+                let buf = buffer.make_mut();
+                if whole {
+                    let mut m = gst_video::VideoRegionOfInterestMeta::add(
+                        buf,
+                        "whole-frame",
+                        (0, 0, width as u32, height as u32),
+                    );
+                    m.add_param(
+                        gst::Structure::builder("yoloanonymize")
+                            .field("reason", failure.as_deref().unwrap_or_default())
+                            .build(),
+                    );
+                }
+                for (kind, px, score) in &pixels {
+                    let mut m = gst_video::VideoRegionOfInterestMeta::add(
+                        buf,
+                        kind.name(),
+                        (
+                            px.x0 as u32,
+                            px.y0 as u32,
+                            px.width() as u32,
+                            px.height() as u32,
+                        ),
+                    );
+                    m.add_param(
+                        gst::Structure::builder("detection")
+                            .field("confidence", *score as f64)
+                            .build(),
+                    );
+                }
             }
             state.stats.people += detected as u64;
             state.stats.regions += pixels.len() as u64;
@@ -657,6 +731,26 @@ impl YoloAnonymize {
                 }
             }
             state.out_frames += 1;
+            if let Some(pts) = buffer.pts() {
+                let due = state
+                    .last_report_pts
+                    .is_none_or(|t| pts >= t + gst::ClockTime::SECOND || pts < t);
+                if due {
+                    if state.last_report_pts.is_some() {
+                        let st = state.stats.structure(
+                            false,
+                            state.report_start.elapsed(),
+                            state.report_base.as_ref(),
+                        );
+                        let obj = self.obj();
+                        let _ =
+                            obj.post_message(gst::message::Element::builder(st).src(&*obj).build());
+                    }
+                    state.last_report_pts = Some(pts);
+                    state.report_start = Instant::now();
+                    state.report_base = Some(state.stats.clone());
+                }
+            }
             state.ready.push_back(buffer);
         }
         state.stats.redact += t0.elapsed();
@@ -1215,6 +1309,10 @@ impl BaseTransformImpl for YoloAnonymize {
             stats: Stats::default(),
             audit,
             out_frames: 0,
+            last_report_pts: None,
+            report_start: Instant::now(),
+            started: Instant::now(),
+            report_base: None,
         });
         Ok(())
     }
@@ -1398,7 +1496,7 @@ impl BaseTransformImpl for YoloAnonymize {
                         if let Some(Err(e)) = s.audit.as_mut().map(|w| w.flush()) {
                             gst::warning!(CAT, imp = self, "Flushing detections-file: {e}");
                         }
-                        s.stats.structure()
+                        s.stats.structure(true, s.started.elapsed(), None)
                     });
                     if let Some(st) = stats {
                         gst::info!(CAT, imp = self, "At EOS: {st}");
