@@ -217,6 +217,7 @@ fn properties_have_documented_defaults_and_ranges() {
 /// Output of a pipeline with an appsrc feeding `el`, and the messages on its bus.
 struct Run {
     frames: Vec<gst::Buffer>,
+    provider: Option<String>,
     errors: Vec<String>,
     warnings: Vec<String>,
     state_change_failed: bool,
@@ -243,6 +244,7 @@ fn run_pipeline(el: &gst::Element, caps: gst::Caps, frames: Vec<gst::Buffer>) ->
     let bus = pipeline.bus().unwrap();
     let mut run = Run {
         frames: Vec::new(),
+        provider: None,
         errors: Vec::new(),
         warnings: Vec::new(),
         state_change_failed,
@@ -257,6 +259,18 @@ fn run_pipeline(el: &gst::Element, caps: gst::Caps, frames: Vec<gst::Buffer>) ->
                 gst::MessageView::Error(e) => {
                     run.errors.push(format!("{} | {:?}", e.error(), e.debug()));
                     break;
+                }
+                gst::MessageView::Element(e)
+                    if e.structure()
+                        .is_some_and(|s| s.name() == "yoloanonymize-provider") =>
+                {
+                    run.provider = e.structure().map(|s| {
+                        format!(
+                            "provider={} note={}",
+                            s.get::<String>("provider").unwrap(),
+                            s.get::<String>("note").unwrap()
+                        )
+                    });
                 }
                 gst::MessageView::Warning(w) => {
                     run.warnings
@@ -353,6 +367,12 @@ fn explicit_cuda_without_cuda_is_an_error_and_auto_falls_back() {
     let run = run_pipeline(&el, caps(), vec![frame(0)]);
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     assert_eq!(run.frames.len(), 1);
+    // The provider in use is said on the bus, with why auto fell back to the CPU.
+    let p = run.provider.expect("provider message");
+    assert!(
+        p.contains("provider=cpu ") && p.contains("CUDA execution provider is not available"),
+        "{p}"
+    );
 }
 
 #[test]

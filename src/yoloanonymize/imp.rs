@@ -1226,10 +1226,12 @@ impl BaseTransformImpl for YoloAnonymize {
             );
             Engine::load(&cfg)
         });
+        let mut provider_note = None;
         let (worker, failure, provider, shape) = match loaded {
             Ok(engine) => {
                 if let Some(note) = &engine.provider_note {
                     gst::info!(CAT, imp = self, "{note}");
+                    provider_note = Some(note.clone());
                 }
                 let provider = engine.provider.clone();
                 let shape = engine.input_shape;
@@ -1285,6 +1287,20 @@ impl BaseTransformImpl for YoloAnonymize {
                 )
             }
         };
+        // Which execution provider took the session (or none), for applications and logs.
+        let msg = gst::Structure::builder("yoloanonymize-provider")
+            .field("requested", settings.device.as_str())
+            .field("provider", provider.as_str())
+            .field(
+                "note",
+                provider_note
+                    .as_deref()
+                    .or(failure.as_deref())
+                    .unwrap_or(""),
+            )
+            .build();
+        let obj = self.obj();
+        let _ = obj.post_message(gst::message::Element::builder(msg).src(&*obj).build());
         *self.state.lock() = Some(State {
             worker,
             failure,

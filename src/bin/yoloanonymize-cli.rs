@@ -1,0 +1,2 @@
+//! `yoloanonymize-cli`: work in progress.
+fn main() {}
