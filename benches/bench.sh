@@ -20,6 +20,7 @@
 #   --coverage-all         privacy coverage at every resolution (default: 768x576 only, or the
 #                          first resolution when 576 is not measured)
 #   --skip-deface, --skip-faceblur
+#   --with-deface          measure deface even with --quick
 #   --workdir DIR          inputs, virtualenvs, logs and results (default /tmp/yoloanonymize-bench)
 #   --input FILE           source clip (default /work/shared/media/vtest.avi)
 #   --plugin-path DIR      where libgstyoloanonymize.so is (default $GST_PLUGIN_PATH, else
@@ -83,6 +84,7 @@ while [[ $# -gt 0 ]]; do
     --deface-own-encoder) deface_own=1; shift ;;
     --coverage-all) coverage_all=1; shift ;;
     --skip-deface) skip_deface=1; shift ;;
+    --with-deface) skip_deface=0; shift ;;
     --skip-faceblur) skip_faceblur=1; shift ;;
     --workdir) need_arg "$@"; workdir=$2; shift 2 ;;
     --input) need_arg "$@"; input=$2; shift 2 ;;
@@ -366,12 +368,13 @@ yolo_props() { # yolo_props INDEX -> the element's properties, one per line
     return 0
 }
 
-# Reference runs for coverage (untimed): input-size=640 batch-size=1, the default model.
+# Reference runs for coverage (untimed): the default model at input-size=640 on every frame, one
+# frame per batch, and only what the detector itself reports (hold-frames=0: no tracking).
 if [[ $has_detections_file == 1 ]]; then
     for size in "${coverage_sizes[@]}"; do
         note "reference run for coverage at $size"
         gst-launch-1.0 -m filesrc location="${clip[$size]}" ! decodebin ! \
-            yoloanonymize input-size=640 batch-size=1 detections-file="$rundir/ref-$size.jsonl" ! \
+            yoloanonymize input-size=640 batch-size=1 hold-frames=0 detect-interval=1 detections-file="$rundir/ref-$size.jsonl" ! \
             fakesink sync=false >"$rundir/ref-$size.log" 2>&1 ||
             die "reference run failed, see $rundir/ref-$size.log"
     done

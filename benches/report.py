@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import coverage  # noqa: E402
 import mp4info  # noqa: E402
@@ -125,20 +126,23 @@ def read_runs(rundir):
 
 
 def parse_stats(log):
-    """The last yoloanonymize-stats message of a gst-launch -m log, as a dict; None if absent."""
-    found = None
+    """The totals of a gst-launch -m log's yoloanonymize-stats messages, as a dict: the message
+    with eos=true when the element marks it (it may also post the message periodically), else
+    the last one; None if there is none."""
+    found = []
     try:
         with open(log, encoding="utf-8", errors="replace") as f:
             for line in f:
                 m = STATS_RE.search(line)
                 if m:
-                    found = m.group(1)
+                    found.append(m.group(1))
     except OSError:
         return None
-    if found is None:
+    if not found:
         return None
+    final = [f for f in found if re.search(r"(^|, )eos=\(boolean\)(true|1)\b", f)]
     stats = {}
-    for name, typ, value in FIELD_RE.findall(found):
+    for name, typ, value in FIELD_RE.findall((final or found)[-1]):
         value = value.strip()
         if typ in ("double", "float"):
             stats[name] = float(value)
@@ -312,6 +316,11 @@ def main(argv):
                     if s.get("frames") != n:
                         warnings.append(f"{size} {mode} yoloanonymize [{config}]: stats report "
                                         f"{s.get('frames')} frames, the clip has {n}")
+                    for key in ("frames-passed-unanalysed", "frames-late",
+                                "frames-redacted-whole"):
+                        if s.get(key):
+                            warnings.append(f"{size} {mode} yoloanonymize [{config}]: {key} = "
+                                            f"{s[key]}")
                 def m(key):
                     return median([s.get(key) for s in st])
                 per = [fmt_ms(median([s[k] / s["frames"] for s in st if k in s and s["frames"]]))
@@ -425,7 +434,9 @@ def main(argv):
 
     # Encoders and output checks ---------------------------------------------------------------
     enc_lines = [f"GStreamer end-to-end pipelines: x264enc {meta['enc']}"]
-    if meta.get("deface_own") == "1":
+    if not any(r["tool"] == "deface" for r in runs):
+        enc_lines.append("deface: not run")
+    elif meta.get("deface_own") == "1":
         enc_lines.append("deface: its own default encoder (imageio-ffmpeg, libx264, preset medium, "
                          "CRF 23): NOT the same settings as the GStreamer pipelines")
     else:
