@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Privacy coverage of one yoloanonymize run against a reference run, from their detections-files.
 
-  coverage.py REFERENCE.jsonl CANDIDATE.jsonl [--threshold 0.95]
+  coverage.py REFERENCE.jsonl CANDIDATE.jsonl [--threshold 0.95] [--kind eyes|face|body]
 
 Both files are what the element writes with `detections-file` set: one JSON object per output
 frame, {"frame", "pts", "redacted_whole", "reason", "regions": [{"kind", "x0", "y0", "x1", "y1",
@@ -64,8 +64,8 @@ def covered_area(target, rects):
     return area
 
 
-def compare(ref, cand, threshold=0.95):
-    """Summary dict of how well cand covers the eyes regions of ref (both as returned by load)."""
+def compare(ref, cand, threshold=0.95, kind="eyes"):
+    """Summary dict of how well cand covers the `kind` regions of ref (both as returned by load)."""
     total = covered = 0
     bad_frames = []
     missing = sorted(set(ref) - set(cand))
@@ -73,7 +73,7 @@ def compare(ref, cand, threshold=0.95):
     cand_whole = sum(1 for r in cand.values() if r.get("redacted_whole"))
     worst = 1.0
     for idx in sorted(ref):
-        eyes = [_rect(r) for r in ref[idx].get("regions", []) if r.get("kind") == "eyes"]
+        eyes = [_rect(r) for r in ref[idx].get("regions", []) if r.get("kind") == kind]
         eyes = [e for e in eyes if e[2] > e[0] and e[3] > e[1]]
         if not eyes:
             continue
@@ -112,16 +112,20 @@ def compare(ref, cand, threshold=0.95):
 def main(argv):
     args = [a for a in argv[1:] if not a.startswith("--")]
     threshold = 0.95
+    kind = "eyes"
     if "--threshold" in argv:
         threshold = float(argv[argv.index("--threshold") + 1])
         args = [a for a in args if a != argv[argv.index("--threshold") + 1]]
+    if "--kind" in argv:
+        kind = argv[argv.index("--kind") + 1]
+        args = [a for a in args if a != kind]
     if len(args) != 2:
         sys.stderr.write(__doc__)
         return 2
-    s = compare(load(args[0]), load(args[1]), threshold)
+    s = compare(load(args[0]), load(args[1]), threshold, kind)
     pct = "n/a" if s["percent"] is None else f"{s['percent']:.2f}%"
-    print(f"eye regions covered: {s['covered']}/{s['eye_regions']} ({pct}); "
-          f"frames with an uncovered eye region: {s['frames_uncovered']}"
+    print(f"{kind} regions covered: {s['covered']}/{s['eye_regions']} ({pct}); "
+          f"frames with an uncovered {kind} region: {s['frames_uncovered']}"
           + (f" (first: {s['uncovered_frame_list'][:10]})" if s["frames_uncovered"] else "")
           + f"; frames: reference {s['ref_frames']}, candidate {s['cand_frames']}"
           + f" (missing {s['missing_frames']}); redacted whole: reference {s['ref_whole']},"

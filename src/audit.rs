@@ -2,9 +2,9 @@
 //!
 //! `{"frame": N, "pts": ns|null, "redacted_whole": bool, "reason": str|null,
 //!   "regions": [{"kind", "x0", "y0", "x1", "y1", "score"}],
-//!   "people": [{"box": [x0,y0,x1,y1], "score", "source", "keypoints": [[x,y,conf] x17]}]}`
+//!   "people": [{"box": [x0,y0,x1,y1], "score", "track", "source", "keypoints": [[x,y,conf] x17]}]}`
 //!
-//! `source` says why a person is covered in that frame: `detected`, `interpolated` (between two
+//! `track` numbers a person across frames; `source` says why a person is covered in that frame: `detected`, `interpolated` (between two
 //! detections), `held` (after the last one) or `look-ahead` (before the first one).
 //!
 //! Regions are the pixel rectangles that were redacted (frame pixels, end exclusive); people are
@@ -99,6 +99,7 @@ pub fn frame_record(
         }
         o.push_str("],\"score\":");
         json_num(&mut o, d.score);
+        let _ = write!(o, ",\"track\":{}", t.track);
         o.push_str(",\"source\":");
         json_str(
             &mut o,
@@ -158,7 +159,7 @@ mod tests {
                 track: 1,
             }],
         );
-        assert!(r.starts_with(r#"{"frame":3,"pts":300000000,"redacted_whole":false,"reason":null,"regions":[{"kind":"eyes","x0":1,"y0":2,"x1":3,"y1":4,"score":0.88}],"people":[{"box":[1,2,3.5,null],"score":0.88,"source":"held","keypoints":[[1,2,0.5],"#), "{r}");
+        assert!(r.starts_with(r#"{"frame":3,"pts":300000000,"redacted_whole":false,"reason":null,"regions":[{"kind":"eyes","x0":1,"y0":2,"x1":3,"y1":4,"score":0.88}],"people":[{"box":[1,2,3.5,null],"score":0.88,"track":1,"source":"held","keypoints":[[1,2,0.5],"#), "{r}");
         assert!(r.ends_with("]]}]}"));
         let w = frame_record(0, None, true, Some("model said \"no\"\n"), &[], &[]);
         assert_eq!(

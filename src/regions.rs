@@ -60,6 +60,13 @@ impl Rect {
         Rect::new(self.x0 - dx, self.y0 - dy, self.x1 + dx, self.y1 + dy)
     }
 
+    /// Grows each side by `fraction` of the rectangle's longer side (so a thin band grows in
+    /// both directions alike).
+    pub fn grow(&self, fraction: f32) -> Rect {
+        let d = self.width().max(self.height()) * fraction;
+        Rect::new(self.x0 - d, self.y0 - d, self.x1 + d, self.y1 + d)
+    }
+
     /// The integer pixels the rectangle touches, clipped to a `width` x `height` frame. Rounds
     /// outwards so that a region never covers less than its geometry. NaN gives an empty rect.
     pub fn to_pixels(&self, width: usize, height: usize) -> PixelRect {
@@ -291,6 +298,16 @@ mod tests {
 
     fn contains(r: &Rect, x: f32, y: f32) -> bool {
         x >= r.x0 && x <= r.x1 && y >= r.y0 && y <= r.y1
+    }
+
+    #[test]
+    fn grow_uses_the_longer_side() {
+        let r = Rect::new(0.0, 0.0, 40.0, 10.0).grow(0.1);
+        assert_eq!(r, Rect::new(-4.0, -4.0, 44.0, 14.0));
+        assert_eq!(
+            Rect::new(0.0, 0.0, 40.0, 10.0).grow(0.0),
+            Rect::new(0.0, 0.0, 40.0, 10.0)
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub struct TemporalParams {
     /// Frames a person stays covered after the detector last reported them (on frames it ran on).
     pub hold_frames: u32,
     /// Growth per frame of a region that is not backed by a detection in that frame, as a
-    /// fraction of its size on each side (covers motion the prediction gets wrong).
+    /// fraction of its longer side, on each side (covers motion the prediction gets wrong).
     pub grow_per_frame: f32,
     /// Minimum box IoU for a detection to continue a track.
     pub match_iou: f32,
@@ -25,7 +25,7 @@ impl Default for TemporalParams {
     fn default() -> Self {
         Self {
             hold_frames: 5,
-            grow_per_frame: 0.05,
+            grow_per_frame: 0.1,
             match_iou: 0.2,
         }
     }

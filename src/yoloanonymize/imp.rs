@@ -632,7 +632,7 @@ impl YoloAnonymize {
                     let from = state.regions.len();
                     regions_for(&t.det, &rp, &mut state.regions);
                     for r in &mut state.regions[from..] {
-                        r.rect = r.rect.expand(t.grow);
+                        r.rect = r.rect.grow(t.grow);
                     }
                 }
             }
