@@ -134,6 +134,56 @@ fn detect_interval_keeps_every_frame_in_order() {
 }
 
 #[test]
+fn every_supported_format_passes_through_in_place() {
+    use gst_video::VideoFormat as F;
+    init();
+    for format in [
+        F::I420,
+        F::Nv12,
+        F::Rgb,
+        F::Bgr,
+        F::Rgba,
+        F::Bgra,
+        F::Rgbx,
+        F::Bgrx,
+    ] {
+        let info = gst_video::VideoInfo::builder(format, W as u32, H as u32)
+            .fps(gst::Fraction::new(10, 1))
+            .build()
+            .unwrap();
+        let mut h = gst_check::Harness::with_element(
+            &element(&[("batch-size", &2u32)]),
+            Some("sink"),
+            Some("src"),
+        );
+        h.set_live(false);
+        h.set_src_caps(info.to_caps().unwrap());
+        for i in 0..3u64 {
+            let mut b = gst::Buffer::with_size(info.size()).unwrap();
+            {
+                let b = b.get_mut().unwrap();
+                b.set_pts(FRAME * i);
+                b.map_writable().unwrap().fill(100);
+            }
+            assert_eq!(h.push(b), Ok(gst::FlowSuccess::Ok), "{format:?}");
+        }
+        h.push_event(gst::event::Eos::new());
+        let out = pull_all(&mut h);
+        assert_eq!(
+            pts_of(&out),
+            (0..3).map(|i| FRAME * i).collect::<Vec<_>>(),
+            "{format:?}"
+        );
+        let caps = h.sinkpad().unwrap().current_caps().unwrap();
+        assert_eq!(
+            gst_video::VideoInfo::from_caps(&caps).unwrap().format(),
+            format,
+            "negotiated as is"
+        );
+    }
+}
+
+#[test]
 fn partial_batch_is_drained_at_eos() {
     let mut h = harness(&[("batch-size", &8u32)]);
     for i in 0..5 {
