@@ -127,71 +127,45 @@ fn taps(dst: usize, src: usize, scale: f32, out: &mut Vec<Tap>) {
     }
 }
 
-/// Converts one frame row to packed RGB bytes.
-fn row_to_rgb(frame: &FrameRef<'_>, y: usize, out: &mut [u8]) {
-    let w = frame.width;
-    match frame.format {
-        PixelFormat::I420 | PixelFormat::Nv12 => {
-            let yrow = &frame.planes[0][y * frame.strides[0]..][..w];
-            let cy = y / 2;
-            for (x, px) in out.chunks_exact_mut(3).take(w).enumerate() {
-                let cx = x / 2;
-                let (u, v) = if frame.format == PixelFormat::I420 {
-                    (
-                        frame.planes[1][cy * frame.strides[1] + cx],
-                        frame.planes[2][cy * frame.strides[2] + cx],
-                    )
-                } else {
-                    let o = cy * frame.strides[1] + 2 * cx;
-                    (frame.planes[1][o], frame.planes[1][o + 1])
-                };
-                let (r, g, b) = yuv_to_rgb(yrow[x], u, v);
-                px[0] = r;
-                px[1] = g;
-                px[2] = b;
-            }
-        }
-        _ => {
-            let (bpp, ro, go, bo) = frame.format.packed_layout().expect("packed format");
-            let row = &frame.planes[0][y * frame.strides[0]..][..w * bpp];
-            for (src, px) in row.chunks_exact(bpp).zip(out.chunks_exact_mut(3)) {
-                px[0] = src[ro];
-                px[1] = src[go];
-                px[2] = src[bo];
-            }
-        }
-    }
-}
-
-/// BT.601 limited-range YUV to RGB, integer arithmetic.
+/// BT.601 limited-range YUV to RGB in `0..255` (not clamped to integers: the network takes
+/// floats).
 #[inline]
-pub fn yuv_to_rgb(y: u8, u: u8, v: u8) -> (u8, u8, u8) {
-    let c = (y as i32 - 16).max(0) * 298;
-    let d = u as i32 - 128;
-    let e = v as i32 - 128;
-    let clamp = |x: i32| ((x + 128) >> 8).clamp(0, 255) as u8;
-    (
-        clamp(c + 409 * e),
-        clamp(c - 100 * d - 208 * e),
-        clamp(c + 516 * d),
-    )
+fn yuv_to_rgb_f(y: f32, u: f32, v: f32) -> [f32; 3] {
+    let c = 1.164_383 * (y - 16.0);
+    let d = u - 128.0;
+    let e = v - 128.0;
+    [
+        (c + 1.596_027 * e).clamp(0.0, 255.0),
+        (c - 0.391_762 * d - 0.812_968 * e).clamp(0.0, 255.0),
+        (c + 2.017_232 * d).clamp(0.0, 255.0),
+    ]
 }
 
-/// Reusable state for [`fill_tensor`]: row buffers and resize taps.
+/// Bilinear sample of one 8-bit channel: rows `a` and `b`, element index `i0`/`i1` (already
+/// multiplied by the channel stride), horizontal weight `wx`, vertical weight `wy`.
+#[inline(always)]
+fn bilerp(a: &[u8], b: &[u8], i0: usize, i1: usize, wx: f32, wy: f32) -> f32 {
+    let top = a[i0] as f32 + (a[i1] as f32 - a[i0] as f32) * wx;
+    let bot = b[i0] as f32 + (b[i1] as f32 - b[i0] as f32) * wx;
+    top + (bot - top) * wy
+}
+
+/// Reusable state for [`Preprocessor::fill_tensor`]: the resize taps of the last geometry.
 #[derive(Debug, Default)]
 pub struct Preprocessor {
-    key: Option<(Letterbox, usize)>,
+    key: Option<Letterbox>,
     xtaps: Vec<Tap>,
     ytaps: Vec<Tap>,
-    row_a: Vec<u8>,
-    row_b: Vec<u8>,
-    rows: [Option<usize>; 2],
+    /// Taps on the 2x2-subsampled chroma grid.
+    cxtaps: Vec<Tap>,
+    cytaps: Vec<Tap>,
 }
 
 impl Preprocessor {
     /// Writes `frame`, letterboxed by `lb`, into `out` (one image: `3 * net_h * net_w` values,
-    /// planar RGB in `0..1`). Colour conversion and bilinear resize run in one pass; no
-    /// intermediate image is allocated.
+    /// planar RGB in `0..1`). Sampling is bilinear and reads the frame's own planes: YUV is
+    /// interpolated first and converted once per network pixel, so the cost follows the network
+    /// size, not the frame size. No intermediate image is allocated.
     pub fn fill_tensor(&mut self, frame: &FrameRef<'_>, lb: &Letterbox, out: &mut [f32]) {
         assert_eq!(
             out.len(),
@@ -203,14 +177,23 @@ impl Preprocessor {
             (lb.src_w, lb.src_h),
             "frame does not match the letterbox"
         );
-        if self.key != Some((*lb, frame.width)) {
+        if self.key != Some(*lb) {
             taps(lb.inner_w, lb.src_w, lb.scale, &mut self.xtaps);
             taps(lb.inner_h, lb.src_h, lb.scale, &mut self.ytaps);
-            self.row_a.resize(3 * frame.width, 0);
-            self.row_b.resize(3 * frame.width, 0);
-            self.key = Some((*lb, frame.width));
+            taps(
+                lb.inner_w,
+                lb.src_w.div_ceil(2),
+                lb.scale * 2.0,
+                &mut self.cxtaps,
+            );
+            taps(
+                lb.inner_h,
+                lb.src_h.div_ceil(2),
+                lb.scale * 2.0,
+                &mut self.cytaps,
+            );
+            self.key = Some(*lb);
         }
-        self.rows = [None, None];
         let plane = lb.net_w * lb.net_h;
         let (r_out, rest) = out.split_at_mut(plane);
         let (g_out, b_out) = rest.split_at_mut(plane);
@@ -219,46 +202,65 @@ impl Preprocessor {
             let row = ny * lb.net_w;
             let inside = ny >= lb.pad_y && ny < lb.pad_y + lb.inner_h;
             if !inside {
-                r_out[row..row + lb.net_w].fill(PAD_VALUE);
-                g_out[row..row + lb.net_w].fill(PAD_VALUE);
-                b_out[row..row + lb.net_w].fill(PAD_VALUE);
+                for o in [&mut *r_out, &mut *g_out, &mut *b_out] {
+                    o[row..row + lb.net_w].fill(PAD_VALUE);
+                }
                 continue;
             }
-            let t = self.ytaps[ny - lb.pad_y];
-            // Keep the two source rows this output row needs, converting only new ones.
-            if self.rows[0] != Some(t.i0) {
-                if self.rows[1] == Some(t.i0) {
-                    std::mem::swap(&mut self.row_a, &mut self.row_b);
-                    self.rows.swap(0, 1);
-                } else {
-                    row_to_rgb(frame, t.i0, &mut self.row_a);
-                    self.rows[0] = Some(t.i0);
-                }
-            }
-            if self.rows[1] != Some(t.i1) {
-                row_to_rgb(frame, t.i1, &mut self.row_b);
-                self.rows[1] = Some(t.i1);
-            }
-            let (a, b) = (&self.row_a, &self.row_b);
-            let wy = t.w1;
             let left = row + lb.pad_x;
             let right = left + lb.inner_w;
             for o in [&mut *r_out, &mut *g_out, &mut *b_out] {
                 o[row..left].fill(PAD_VALUE);
                 o[right..row + lb.net_w].fill(PAD_VALUE);
             }
-            for (i, xt) in self.xtaps.iter().enumerate() {
-                let (p0, p1) = (3 * xt.i0, 3 * xt.i1);
-                let wx = xt.w1;
-                let mut px = [0f32; 3];
-                for (c, v) in px.iter_mut().enumerate() {
-                    let top = a[p0 + c] as f32 + (a[p1 + c] as f32 - a[p0 + c] as f32) * wx;
-                    let bot = b[p0 + c] as f32 + (b[p1 + c] as f32 - b[p0 + c] as f32) * wx;
-                    *v = (top + (bot - top) * wy) * INV;
+            let (r_row, g_row, b_row) = (
+                &mut r_out[left..right],
+                &mut g_out[left..right],
+                &mut b_out[left..right],
+            );
+            let t = self.ytaps[ny - lb.pad_y];
+            let s = &frame.strides;
+            match frame.format {
+                PixelFormat::I420 | PixelFormat::Nv12 => {
+                    let ya = &frame.planes[0][t.i0 * s[0]..];
+                    let yb = &frame.planes[0][t.i1 * s[0]..];
+                    let ct = self.cytaps[ny - lb.pad_y];
+                    let nv12 = frame.format == PixelFormat::Nv12;
+                    let (ua, ub, va, vb) = if nv12 {
+                        let a = &frame.planes[1][ct.i0 * s[1]..];
+                        let b = &frame.planes[1][ct.i1 * s[1]..];
+                        (a, b, &a[1..], &b[1..])
+                    } else {
+                        (
+                            &frame.planes[1][ct.i0 * s[1]..],
+                            &frame.planes[1][ct.i1 * s[1]..],
+                            &frame.planes[2][ct.i0 * s[2]..],
+                            &frame.planes[2][ct.i1 * s[2]..],
+                        )
+                    };
+                    let step = if nv12 { 2 } else { 1 };
+                    for (i, (xt, cx)) in self.xtaps.iter().zip(&self.cxtaps).enumerate() {
+                        let y = bilerp(ya, yb, xt.i0, xt.i1, xt.w1, t.w1);
+                        let (c0, c1) = (cx.i0 * step, cx.i1 * step);
+                        let u = bilerp(ua, ub, c0, c1, cx.w1, ct.w1);
+                        let v = bilerp(va, vb, c0, c1, cx.w1, ct.w1);
+                        let [r, g, b] = yuv_to_rgb_f(y, u, v);
+                        r_row[i] = r * INV;
+                        g_row[i] = g * INV;
+                        b_row[i] = b * INV;
+                    }
                 }
-                r_out[left + i] = px[0];
-                g_out[left + i] = px[1];
-                b_out[left + i] = px[2];
+                _ => {
+                    let (bpp, ro, go, bo) = frame.format.packed_layout().expect("packed format");
+                    let a = &frame.planes[0][t.i0 * s[0]..];
+                    let b = &frame.planes[0][t.i1 * s[0]..];
+                    for (i, xt) in self.xtaps.iter().enumerate() {
+                        let (p0, p1) = (xt.i0 * bpp, xt.i1 * bpp);
+                        r_row[i] = bilerp(a, b, p0 + ro, p1 + ro, xt.w1, t.w1) * INV;
+                        g_row[i] = bilerp(a, b, p0 + go, p1 + go, xt.w1, t.w1) * INV;
+                        b_row[i] = bilerp(a, b, p0 + bo, p1 + bo, xt.w1, t.w1) * INV;
+                    }
+                }
             }
         }
     }
@@ -313,29 +315,116 @@ mod tests {
         assert!((fx - 960.0).abs() < 1e-3 && (fy - 540.0).abs() < 1e-3);
     }
 
-    fn make_frame(format: PixelFormat, w: usize, h: usize, rgb: (u8, u8, u8)) -> Vec<Vec<u8>> {
+    /// A frame whose pixel (x, y) has colour `rgb(x, y)`, packed tightly, in `format`.
+    fn make_frame(
+        format: PixelFormat,
+        w: usize,
+        h: usize,
+        rgb: impl Fn(usize, usize) -> (u8, u8, u8),
+    ) -> Vec<Vec<u8>> {
+        let yuv = |x: usize, y: usize| {
+            let (r, g, b) = rgb(x, y);
+            let (r, g, b) = (r as f32, g as f32, b as f32);
+            (
+                (16.0 + 0.257 * r + 0.504 * g + 0.098 * b).round() as u8,
+                (128.0 - 0.148 * r - 0.291 * g + 0.439 * b).round() as u8,
+                (128.0 + 0.439 * r - 0.368 * g - 0.071 * b).round() as u8,
+            )
+        };
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
         match format {
             PixelFormat::I420 | PixelFormat::Nv12 => {
-                let (r, g, b) = (rgb.0 as f32, rgb.1 as f32, rgb.2 as f32);
-                let y = (16.0 + 0.257 * r + 0.504 * g + 0.098 * b).round() as u8;
-                let u = (128.0 - 0.148 * r - 0.291 * g + 0.439 * b).round() as u8;
-                let v = (128.0 + 0.439 * r - 0.368 * g - 0.071 * b).round() as u8;
-                let cw = w.div_ceil(2);
-                let ch = h.div_ceil(2);
+                let luma: Vec<u8> = (0..h)
+                    .flat_map(|y| (0..w).map(move |x| (x, y)))
+                    .map(|(x, y)| yuv(x, y).0)
+                    .collect();
+                let chroma: Vec<(u8, u8)> = (0..ch)
+                    .flat_map(|y| (0..cw).map(move |x| (x, y)))
+                    .map(|(x, y)| {
+                        let (_, u, v) = yuv(2 * x, 2 * y);
+                        (u, v)
+                    })
+                    .collect();
                 if format == PixelFormat::I420 {
-                    vec![vec![y; w * h], vec![u; cw * ch], vec![v; cw * ch]]
+                    vec![
+                        luma,
+                        chroma.iter().map(|c| c.0).collect(),
+                        chroma.iter().map(|c| c.1).collect(),
+                    ]
                 } else {
-                    let uv: Vec<u8> = (0..cw * ch).flat_map(|_| [u, v]).collect();
-                    vec![vec![y; w * h], uv, vec![]]
+                    vec![
+                        luma,
+                        chroma.iter().flat_map(|c| [c.0, c.1]).collect(),
+                        vec![],
+                    ]
                 }
             }
             _ => {
                 let (bpp, ro, go, bo) = format.packed_layout().unwrap();
-                let mut px = vec![0u8; bpp];
-                px[ro] = rgb.0;
-                px[go] = rgb.1;
-                px[bo] = rgb.2;
-                vec![px.repeat(w * h), vec![], vec![]]
+                let mut data = vec![0u8; w * h * bpp];
+                for y in 0..h {
+                    for x in 0..w {
+                        let (r, g, b) = rgb(x, y);
+                        let o = (y * w + x) * bpp;
+                        data[o + ro] = r;
+                        data[o + go] = g;
+                        data[o + bo] = b;
+                    }
+                }
+                vec![data, vec![], vec![]]
+            }
+        }
+    }
+
+    fn strides(format: PixelFormat, w: usize) -> [usize; 3] {
+        match format {
+            PixelFormat::I420 => [w, w / 2, w / 2],
+            PixelFormat::Nv12 => [w, w, 0],
+            _ => [w * format.packed_layout().unwrap().0, 0, 0],
+        }
+    }
+
+    #[test]
+    fn patterns_land_where_they_are_in_every_format() {
+        let (w, h) = (40, 30);
+        let lb = Letterbox::new(w, h, 64); // 64x48 inside 64x64, pad_y 8
+        let red = (220, 20, 20);
+        let blue = (20, 20, 220);
+        for format in PixelFormat::ALL {
+            for vertical in [false, true] {
+                let planes = make_frame(format, w, h, |x, y| {
+                    let first = if vertical { y < h / 2 } else { x < w / 2 };
+                    if first { red } else { blue }
+                });
+                let frame = FrameRef {
+                    format,
+                    width: w,
+                    height: h,
+                    planes: [&planes[0], &planes[1], &planes[2]],
+                    strides: strides(format, w),
+                };
+                let mut out = vec![0f32; lb.tensor_len()];
+                Preprocessor::default().fill_tensor(&frame, &lb, &mut out);
+                let plane = lb.net_w * lb.net_h;
+                let at = |x: usize, y: usize| {
+                    (
+                        out[y * lb.net_w + x] * 255.0,
+                        out[2 * plane + y * lb.net_w + x] * 255.0,
+                    )
+                };
+                let (first, second) = if vertical {
+                    (at(32, 8 + 6), at(32, 8 + 42))
+                } else {
+                    (at(6, 32), at(58, 32))
+                };
+                assert!(
+                    first.0 > 180.0 && first.1 < 60.0,
+                    "{format:?} vertical={vertical}: first half {first:?}"
+                );
+                assert!(
+                    second.0 < 60.0 && second.1 > 180.0,
+                    "{format:?} vertical={vertical}: second half {second:?}"
+                );
             }
         }
     }
@@ -346,12 +435,8 @@ mod tests {
         let lb = Letterbox::new(w, h, 64);
         assert_eq!((lb.net_w, lb.net_h, lb.pad_y), (64, 64, 8));
         for format in PixelFormat::ALL {
-            let planes = make_frame(format, w, h, (200, 100, 30));
-            let strides = match format {
-                PixelFormat::I420 => [w, w / 2, w / 2],
-                PixelFormat::Nv12 => [w, w, 0],
-                _ => [w * format.packed_layout().unwrap().0, 0, 0],
-            };
+            let planes = make_frame(format, w, h, |_, _| (200, 100, 30));
+            let strides = strides(format, w);
             let frame = FrameRef {
                 format,
                 width: w,
