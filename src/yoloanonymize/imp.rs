@@ -381,14 +381,18 @@ impl YoloAnonymize {
         if s.max_latency > 0 {
             return Duration::from_nanos(s.max_latency);
         }
-        let frame = state
+        Self::frame_duration(state) * (2 * s.batch_size).max(4)
+    }
+
+    /// One frame's duration from the caps (100 ms when the frame rate is unknown).
+    fn frame_duration(state: &State) -> Duration {
+        state
             .video
             .as_ref()
             .map(|(i, _, _)| i.fps())
             .filter(|f| f.numer() > 0 && f.denom() > 0)
             .map(|f| Duration::from_secs_f64(f.denom() as f64 / f.numer() as f64))
-            .unwrap_or(Duration::from_millis(100));
-        frame * (2 * s.batch_size).max(4)
+            .unwrap_or(Duration::from_millis(100))
     }
 
     /// Preprocesses `buffer` into the batch tensor (if the model analyses it) and holds it; hands
@@ -813,13 +817,16 @@ impl YoloAnonymize {
                 }
                 let live = state.live == Some(true);
                 let max_latency = self.max_latency(state);
+                // Deadlines are checked when frames arrive (and while waiting for the worker), so
+                // a batch leaves one frame early rather than up to one frame late.
+                let cutoff = max_latency.saturating_sub(Self::frame_duration(state));
                 if live {
                     // Every batch whose oldest frame reached its deadline leaves now.
                     let mut expired = false;
                     for p in state.pending.iter_mut().filter(|p| p.outcome.is_none()) {
                         if p.frames
                             .first()
-                            .is_some_and(|h| h.arrived.elapsed() >= max_latency)
+                            .is_some_and(|h| h.arrived.elapsed() >= cutoff)
                         {
                             p.outcome = Some(Err(format!(
                                 "inference did not finish within max-latency ({} ms) on a live stream",
@@ -842,7 +849,7 @@ impl YoloAnonymize {
                         .pending
                         .front()
                         .and_then(|p| p.frames.first())
-                        .map(|h| h.arrived + max_latency)
+                        .map(|h| h.arrived + cutoff)
                 });
                 (worker, deadline.flatten())
             };
