@@ -9,12 +9,14 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 use gst::prelude::*;
-use gstyoloanonymize::yoloanonymize::{Method as ElementMethod, OnFailure as ElementOnFailure, Targets};
+use gstyoloanonymize::yoloanonymize::{
+    Method as ElementMethod, OnFailure as ElementOnFailure, Targets,
+};
 
 /// Anonymize people in video: blur, pixelate or fill their eyes, faces or bodies, found with
 /// YOLO11n-pose, and write the result as H.264 in MP4 (audio is kept, as AAC).
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 pub struct Cli {
     /// A video file (any container GStreamer reads), a folder (every video file in it, not
     /// recursive) or a stream URL (rtsp://..., recorded until Ctrl-C or the end of the stream)
@@ -78,7 +80,7 @@ pub struct Cli {
     pub on_failure: OnFailure,
 
     /// YOLO pose ONNX model [default: the bundled YOLO11n-pose]
-    #[arg(long)]
+    #[arg(long, value_parser = parse_model)]
     pub model: Option<PathBuf>,
 
     /// Write one JSON line per frame (regions, people, keypoints) to this file; for a folder
@@ -94,7 +96,7 @@ pub struct Cli {
     #[arg(long, value_parser = clap::value_parser!(u32).range(16..=2_048_000))]
     pub bitrate: Option<u32>,
 
-    /// No progress bar and no summary; errors (and warnings about frames that could not be
+    /// No progress bar and no summary; errors and warnings (such as frames that could not be
     /// analysed) are still printed
     #[arg(long, short)]
     pub quiet: bool,
@@ -235,11 +237,20 @@ fn parse_targets(s: &str) -> Result<Targets, String> {
     Ok(targets)
 }
 
+/// Parses `--model`: an existing file (the element checks that it is a pose model).
+fn parse_model(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err("no such model file".to_owned())
+    }
+}
+
 /// Parses `--device`: `auto`, `cpu`, `cuda` or `cuda:N`.
 fn parse_device(s: &str) -> Result<String, String> {
     let ok = matches!(s, "auto" | "cpu" | "cuda")
-        || s
-            .strip_prefix("cuda:")
+        || s.strip_prefix("cuda:")
             .is_some_and(|n| n.parse::<u32>().is_ok());
     if ok {
         Ok(s.to_owned())
