@@ -41,6 +41,7 @@ DEB_PACKAGES=(
     gstreamer1.0-plugins-bad
     gstreamer1.0-plugins-ugly
     gstreamer1.0-libav
+    libgstrtspserver-1.0-dev # gstreamer-rtsp-server crate: tests/rtsp.rs, examples/rtsp-serve.rs
     python3
     python3-pip
     meson
@@ -48,7 +49,7 @@ DEB_PACKAGES=(
     ca-certificates
 )
 # pkg-config modules the Rust crates link against (gstreamer-check-1.0 ships in libgstreamer1.0-dev).
-PKG_CONFIG_MODULES=(gstreamer-1.0 gstreamer-base-1.0 gstreamer-video-1.0 gstreamer-app-1.0 gstreamer-check-1.0)
+PKG_CONFIG_MODULES=(gstreamer-1.0 gstreamer-base-1.0 gstreamer-video-1.0 gstreamer-app-1.0 gstreamer-check-1.0 gstreamer-rtsp-server-1.0)
 GST_MIN_VERSION=1.22
 
 if [[ "${YOLOANONYMIZE_SKIP_APT:-0}" == 1 ]]; then
