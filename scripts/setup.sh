@@ -44,6 +44,9 @@ DEB_PACKAGES=(
     libgstrtspserver-1.0-dev # gstreamer-rtsp-server crate: tests/rtsp.rs, examples/rtsp-serve.rs
     python3
     python3-pip
+    python3-gi                  # examples/embed.py (PyGObject), run by tests/examples.rs
+    gir1.2-gstreamer-1.0        # its Gst typelib
+    gir1.2-gst-plugins-base-1.0 # its GstVideo and GstApp typelibs
     meson
     ninja-build
     ca-certificates

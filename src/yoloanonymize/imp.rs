@@ -680,7 +680,7 @@ impl YoloAnonymize {
                             .build(),
                     );
                 }
-                for (kind, px, score) in &pixels {
+                for (id, (kind, px, score)) in pixels.iter().enumerate() {
                     let mut m = gst_video::VideoRegionOfInterestMeta::add(
                         buf,
                         kind.name(),
@@ -691,6 +691,8 @@ impl YoloAnonymize {
                             px.height() as u32,
                         ),
                     );
+                    // Numbered 0..n per buffer, so bindings can look each one up by id.
+                    m.set_id(id as i32);
                     m.add_param(
                         gst::Structure::builder("detection")
                             .field("confidence", *score as f64)
