@@ -90,7 +90,7 @@ fi
 command -v pkg-config >/dev/null 2>&1 || ya_die "pkg-config not found (Debian package pkg-config)."
 for mod in "${PKG_CONFIG_MODULES[@]}"; do
     pkg-config --exists "$mod" ||
-        ya_die "pkg-config cannot find $mod (Debian: libgstreamer1.0-dev and libgstreamer-plugins-base1.0-dev)."
+        ya_die "pkg-config cannot find $mod (Debian: libgstreamer1.0-dev, libgstreamer-plugins-base1.0-dev and libgstrtspserver-1.0-dev)."
 done
 pkg-config --atleast-version="$GST_MIN_VERSION" gstreamer-1.0 ||
     ya_die "GStreamer >= $GST_MIN_VERSION is needed, found $(pkg-config --modversion gstreamer-1.0)."
