@@ -17,4 +17,14 @@ export GST_PLUGIN_PATH="$YA_REPO_ROOT/target/release${GST_PLUGIN_PATH:+:$GST_PLU
 cd "$YA_REPO_ROOT"
 ya_log "GST_PLUGIN_PATH=$GST_PLUGIN_PATH"
 ya_log "Running: cargo test --release --all-targets $*"
-exec cargo test --release --all-targets "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --release --all-targets "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (cargo prints one "test result" line per binary, and
+# the last ones are binaries without tests).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+exit "$rc"
