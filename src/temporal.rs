@@ -24,7 +24,7 @@ pub struct TemporalParams {
 impl Default for TemporalParams {
     fn default() -> Self {
         Self {
-            hold_frames: 5,
+            hold_frames: 8,
             grow_per_frame: 0.1,
             match_iou: 0.2,
         }

@@ -59,7 +59,7 @@ const DEFAULT_INPUT_SIZE: u32 = 640;
 const DEFAULT_MARGIN: f64 = 0.15;
 const DEFAULT_PIXEL_SIZE: u32 = 0;
 const DEFAULT_FILL_COLOR: u32 = 0x000000;
-const DEFAULT_HOLD_FRAMES: u32 = 5;
+const DEFAULT_HOLD_FRAMES: u32 = 8;
 const DEFAULT_DETECT_INTERVAL: u32 = 1;
 /// Batches handed to the worker and not yet returned, beyond the one being collected.
 const MAX_IN_FLIGHT: usize = 1;
