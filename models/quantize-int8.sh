@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Builds models/yolo11n-pose-int8.onnx, a static int8 (QDQ) quantization of
+# models/yolo11n-pose-dynamic.onnx, with ONNX Runtime's own quantization tools, calibrated on
+# OpenCV's vtest.avi; optionally measures its speed and accuracy against the fp32 model.
+# See models/README-int8.md for the results and for why the variant is what it is.
+#
+#   1. creates a virtualenv in WORKDIR with onnxruntime (the version the element links,
+#      scripts/versions.env), onnx, numpy and sympy, all pinned;
+#   2. decodes vtest.avi (sha256 checked) with GStreamer to raw 640x480 RGB frames (768x576
+#      letterboxes to exactly 640x480, no padding): WORKDIR/vtest-640x480.rgb, 733 MB;
+#   3. quant_pre_process (symbolic shape inference + ORT basic optimizations), then
+#      quantize_static: QDQ, weights QInt8 per channel, activations per VARIANT, calibrated on 100
+#      frames spread over the clip (frames 0, 8, 16, ..., 792, at 640x480, batch 1);
+#   4. checks that the result loads in ONNX Runtime with the fp32 model's input/output names and
+#      dynamic shapes, and writes OUTPUT;
+#   5. with CHECK=1: the speed comparison (200 frames, batch 4, 2 intra-op threads, graph
+#      optimization ALL, median of 3 passes interleaved batch by batch) and the accuracy
+#      comparison on all 795 frames (persons and confident eyes of fp32 found again by int8).
+#      The results go to stdout and to WORKDIR/bench.json and WORKDIR/eval-WxH.json.
+#
+# Usage: models/quantize-int8.sh [OUTPUT]       (default: models/yolo11n-pose-int8.onnx)
+# Environment:
+#   WORKDIR    work directory, kept afterwards (default /tmp/yoloanonymize-quant)
+#   VARIANT    a name from `quantize_int8.py variants` (default: the one README-int8.md chose)
+#   VTEST_AVI  vtest.avi to use (default /work/shared/media/vtest.avi; else apt-get download
+#              opencv-doc, as samples/make-sample.sh does)
+#   CHECK=1    also run the benchmark and the accuracy check (about 2 minutes on 2 quiet cores)
+#   COMPARE    with CHECK=1: more variants to build (WORKDIR/int8-VARIANT.onnx) and measure in
+#              the same runs, e.g. COMPARE="minmax-u8-headfinal-attn minmax-u8-mixed-b"
+#   EVAL_SIZES with CHECK=1: frame sizes for the accuracy check (default 640x480; README-int8.md
+#              also used 768x576 and 512x384, decoded the same way, as held-out checks)
+#   PYTHON     interpreter for the virtualenv (default python3; needs the venv module)
+# Needs gst-launch-1.0 with avdec_msmpeg4 (gstreamer1.0-libav), videoconvert and videoscale.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=scripts/versions.env
+. "$here/../scripts/versions.env" # ORT_VERSION, VTEST_DEB_VERSION, VTEST_SHA256
+
+# Every package the virtualenv gets, pinned (onnxruntime's and onnx's dependencies included).
+PIP_PINS=(
+    "onnxruntime==$ORT_VERSION"
+    onnx==1.23.2
+    numpy==2.4.6
+    sympy==1.14.0 # symbolic shape inference in quant_pre_process
+    mpmath==1.3.0
+    protobuf==7.36.2
+    flatbuffers==25.12.19
+    ml_dtypes==0.6.0
+    packaging==26.4
+    typing_extensions==4.16.0
+)
+DEFAULT_VARIANT=minmax-u8-mixed-a
+FRAMES=795
+
+log() { printf '[quantize-int8] %s\n' "$*"; }
+die() {
+    printf '[quantize-int8] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+output=$(realpath -m "${1:-$here/yolo11n-pose-int8.onnx}")
+work=${WORKDIR:-/tmp/yoloanonymize-quant}
+variant=${VARIANT:-$DEFAULT_VARIANT}
+python=${PYTHON:-python3}
+fp32=$here/$MODEL_FILE
+mkdir -p "$work"
+work=$(cd "$work" && pwd -P)
+log "Working in $work, variant $variant"
+
+[[ "$(sha256sum "$fp32" | cut -d' ' -f1)" == "$MODEL_SHA256" ]] ||
+    die "$fp32 does not have the expected sha256 $MODEL_SHA256."
+
+# --- 1. virtualenv ---------------------------------------------------------------------------
+venv=$work/venv
+if ! "$venv/bin/python" -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '$ORT_VERSION')" 2>/dev/null ||
+    ! "$venv/bin/python" -c "import onnx, numpy, sympy" 2>/dev/null; then
+    "$python" -m venv "$venv" || die "could not create a virtualenv (Debian: apt-get install python3-venv)."
+    "$venv/bin/pip" install --only-binary=:all: "${PIP_PINS[@]}"
+fi
+log "onnxruntime $("$venv/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__)')"
+
+# --- 2. frames -------------------------------------------------------------------------------
+for el in avidemux avdec_msmpeg4 videoconvert videoscale fdsink; do
+    gst-inspect-1.0 "$el" >/dev/null 2>&1 || die "GStreamer element $el is missing (gstreamer1.0-libav, gstreamer1.0-plugins-base/good)."
+done
+avi=
+# decode_frames WxH: writes $work/vtest-WxH.rgb (raw RGB, all frames) unless it is already there.
+decode_frames() {
+    local w=${1%x*} h=${1#*x} f=$work/vtest-$1.rgb
+    [[ -f "$f" && $(stat -c %s "$f") -eq $((FRAMES * w * h * 3)) ]] && return 0
+    if [[ -z "$avi" ]]; then
+        avi=${VTEST_AVI:-/work/shared/media/vtest.avi}
+        if [[ ! -f "$avi" ]]; then
+            log "Downloading opencv-doc=$VTEST_DEB_VERSION with apt-get download ..."
+            (cd "$work" && apt-get download "opencv-doc=$VTEST_DEB_VERSION") ||
+                die "apt-get download opencv-doc=$VTEST_DEB_VERSION failed (run 'apt-get update' as root, or set VTEST_AVI)."
+            avi=$work/vtest.avi
+            dpkg-deb --fsys-tarfile "$work"/opencv-doc_*.deb |
+                tar -xO ./usr/share/doc/opencv-doc/examples/data/vtest.avi >"$avi"
+            rm -f "$work"/opencv-doc_*.deb
+        fi
+        [[ "$(sha256sum "$avi" | cut -d' ' -f1)" == "$VTEST_SHA256" ]] ||
+            die "$avi does not have the expected sha256 $VTEST_SHA256."
+    fi
+    gst-launch-1.0 -q filesrc location="$avi" ! decodebin ! videoconvert ! videoscale ! \
+        "video/x-raw,format=RGB,width=$w,height=$h" ! fdsink fd=1 >"$f.tmp"
+    [[ $(stat -c %s "$f.tmp") -eq $((FRAMES * w * h * 3)) ]] ||
+        die "decoding $avi gave $(stat -c %s "$f.tmp") bytes, not $FRAMES frames of ${w}x$h RGB."
+    mv "$f.tmp" "$f"
+    log "frames: $f ($FRAMES frames, ${w}x$h RGB)"
+}
+decode_frames 640x480
+frames=$work/vtest-640x480.rgb
+
+# --- 3./4. quantize --------------------------------------------------------------------------
+q=("$venv/bin/python" "$here/quantize_int8.py")
+# quant_pre_process writes scratch files into the current directory: run it in the work dir.
+(cd "$work" && "${q[@]}" quantize --model "$fp32" --frames "$frames" --workdir "$work" \
+    --variant "$variant" --output "$work/int8-$variant.onnx")
+mkdir -p "$(dirname "$output")"
+cp "$work/int8-$variant.onnx" "$output"
+log "Wrote $output ($(stat -c %s "$output") bytes, sha256 $(sha256sum "$output" | cut -d' ' -f1))"
+
+# --- 5. checks -------------------------------------------------------------------------------
+if [[ "${CHECK:-0}" == 1 ]]; then
+    models=("$output")
+    for v in ${COMPARE:-}; do
+        (cd "$work" && "${q[@]}" quantize --model "$fp32" --frames "$frames" --workdir "$work" \
+            --variant "$v" --output "$work/int8-$v.onnx")
+        models+=("$work/int8-$v.onnx")
+    done
+    log "Speed, fp32 vs int8 (200 frames 640x480, batch 4, 2 threads, median of 3 passes):"
+    "${q[@]}" bench --frames "$frames" --json "$work/bench.json" "$fp32" "${models[@]}"
+    for size in ${EVAL_SIZES:-640x480}; do
+        decode_frames "$size"
+        log "Accuracy against fp32, all $FRAMES frames at $size:"
+        "${q[@]}" eval --size "$size" --frames "$work/vtest-$size.rgb" --ref "$fp32" \
+            --ref-cache "$work/ref-fp32-$size.pkl" --json "$work/eval-$size.json" "${models[@]}"
+    done
+fi
