@@ -115,19 +115,6 @@ pub struct FrameMut<'a> {
     pub strides: [usize; 3],
 }
 
-impl<'a> FrameMut<'a> {
-    /// Reborrows the frame read-only.
-    pub fn as_ref(&self) -> FrameRef<'_> {
-        FrameRef {
-            format: self.format,
-            width: self.width,
-            height: self.height,
-            planes: [&*self.planes[0], &*self.planes[1], &*self.planes[2]],
-            strides: self.strides,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -585,17 +585,21 @@ impl YoloAnonymize {
         frames: Vec<Held>,
         detections: Result<Vec<Vec<Detection>>, String>,
     ) -> Result<(), gst::FlowError> {
-        let settings = self.settings.lock().clone();
-        let (rp, xp, tp) = (
-            settings.region_params(),
-            settings.redact_params(),
-            settings.temporal_params(),
-        );
+        // Copy out what this batch needs, once, without cloning the paths in the settings.
+        let (rp, xp, tp, on_failure) = {
+            let s = self.settings.lock();
+            (
+                s.region_params(),
+                s.redact_params(),
+                s.temporal_params(),
+                s.on_failure,
+            )
+        };
         let (info, format, _) = state.video.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let failure = detections.as_ref().err().cloned();
         let n = frames.len();
         if let Some(why) = &failure {
-            match settings.on_failure {
+            match on_failure {
                 OnFailure::Error => {
                     gst::element_imp_error!(
                         self,
@@ -608,7 +612,7 @@ impl YoloAnonymize {
                     return Err(gst::FlowError::Error);
                 }
                 OnFailure::RedactFrame | OnFailure::Passthrough => {
-                    self.warn_failure(state, &settings, n as u64, why)
+                    self.warn_failure(state, on_failure, n as u64, why)
                 }
             }
         }
@@ -626,7 +630,7 @@ impl YoloAnonymize {
             })
             .collect();
         let tracked = state.tracker.process_batch(&observations, &tp);
-        let whole = failure.is_some() && settings.on_failure == OnFailure::RedactFrame;
+        let whole = failure.is_some() && on_failure == OnFailure::RedactFrame;
         for (held, (people, seen)) in frames.into_iter().zip(tracked.iter().zip(&observations)) {
             let mut buffer = held.buffer;
             let detected = seen.as_ref().map_or(0, Vec::len);
@@ -765,8 +769,8 @@ impl YoloAnonymize {
 
     /// Counts frames that could not be analysed and posts a warning: at the first, then at most
     /// once a second with the running total.
-    fn warn_failure(&self, state: &mut State, settings: &Settings, n: u64, why: &str) {
-        if settings.on_failure == OnFailure::Passthrough {
+    fn warn_failure(&self, state: &mut State, on_failure: OnFailure, n: u64, why: &str) {
+        if on_failure == OnFailure::Passthrough {
             state.stats.frames_passed_unanalysed += n;
         } else {
             state.stats.frames_whole += n;
@@ -781,7 +785,7 @@ impl YoloAnonymize {
         }
         state.last_warning = Some(now);
         let total = state.stats.frames_whole + state.stats.frames_passed_unanalysed;
-        let what = if settings.on_failure == OnFailure::Passthrough {
+        let what = if on_failure == OnFailure::Passthrough {
             "passed through UNREDACTED (on-failure=passthrough)"
         } else {
             "pixelated whole"
