@@ -18,6 +18,8 @@ use crate::decode::POSE_CHANNELS;
 
 /// The ONNX Runtime release the set-up scripts install.
 pub const ORT_VERSION: &str = "1.31.1";
+/// The command that installs the CUDA runtime beside the GPU build of ONNX Runtime.
+pub const GPU_SETUP_HINT: &str = "run `scripts/setup-gpu.sh` from the yoloanonymize source tree (it installs the onnxruntime-gpu library and the NVIDIA CUDA 13 runtime wheels into .deps/onnxruntime-gpu/)";
 /// The command that installs it.
 pub const SETUP_HINT: &str = "run `scripts/setup.sh` from the yoloanonymize source tree (it installs the ONNX Runtime library from the `onnxruntime` wheel), or set ORT_DYLIB_PATH to a libonnxruntime.so";
 
@@ -74,6 +76,15 @@ pub enum EngineError {
     Provider(String),
     /// A batch failed to run.
     Inference(String),
+    /// Settings that contradict each other (e.g. two elements naming the same shared worker
+    /// with different models).
+    Config(String),
+}
+
+impl From<String> for EngineError {
+    fn from(m: String) -> Self {
+        EngineError::Config(m)
+    }
 }
 
 impl fmt::Display for EngineError {
@@ -97,6 +108,7 @@ impl fmt::Display for EngineError {
             ),
             EngineError::Provider(m) => write!(f, "{m}"),
             EngineError::Inference(m) => write!(f, "inference failed: {m}"),
+            EngineError::Config(m) => write!(f, "{m}"),
         }
     }
 }
@@ -119,7 +131,10 @@ pub fn library_candidates(extra_dirs: &[PathBuf]) -> Vec<PathBuf> {
     if let Some(p) = option_env!("YOLOANONYMIZE_ORT_LIB") {
         c.push(PathBuf::from(p));
     }
-    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps/onnxruntime/libonnxruntime.so"));
+    // The GPU build (scripts/setup-gpu.sh) runs on the CPU as well, so it comes first.
+    let deps = Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps");
+    c.push(deps.join("onnxruntime-gpu/libonnxruntime.so"));
+    c.push(deps.join("onnxruntime/libonnxruntime.so"));
     for d in [
         "/usr/local/lib",
         "/usr/lib/x86_64-linux-gnu",
@@ -131,11 +146,11 @@ pub fn library_candidates(extra_dirs: &[PathBuf]) -> Vec<PathBuf> {
     c
 }
 
-static ENVIRONMENT: Mutex<Option<Environment>> = Mutex::new(None);
+static ENVIRONMENT: Mutex<Option<(Environment, PathBuf)>> = Mutex::new(None);
 
 /// Loads ONNX Runtime once per process (the first candidate that exists) and returns its
 /// environment. A failure is not cached: a later call tries again.
-pub fn environment(extra_dirs: &[PathBuf]) -> Result<Environment, EngineError> {
+pub fn environment(extra_dirs: &[PathBuf]) -> Result<(Environment, PathBuf), EngineError> {
     let mut env = ENVIRONMENT.lock();
     if let Some(e) = env.as_ref() {
         return Ok(e.clone());
@@ -161,8 +176,98 @@ pub fn environment(extra_dirs: &[PathBuf]) -> Result<Environment, EngineError> {
             path.display()
         ))
     })?;
-    *env = Some(e.clone());
-    Ok(e)
+    *env = Some((e.clone(), path.clone()));
+    Ok((e, path.clone()))
+}
+
+/// Libraries ONNX Runtime's CUDA execution provider (1.31, CUDA 13) needs, in loading order, and
+/// whether it cannot work without them. `libonnxruntime_providers_cuda.so` links the first five;
+/// cuDNN (convolutions), cuFFT and NVRTC are opened at run time.
+pub const CUDA_LIBRARIES: &[(&str, bool, &str)] = &[
+    (
+        "libcuda.so.1",
+        true,
+        "the NVIDIA driver; install it on the host (in a container: the NVIDIA container toolkit)",
+    ),
+    ("libcudart.so.13", true, "CUDA 13 runtime"),
+    ("libcublasLt.so.13", true, "cuBLAS"),
+    ("libcublas.so.13", true, "cuBLAS"),
+    ("libcurand.so.10", true, "cuRAND"),
+    ("libnvJitLink.so.13", false, "nvJitLink"),
+    ("libnvrtc.so.13", false, "NVRTC"),
+    ("libcufft.so.12", false, "cuFFT"),
+    ("libcudnn_graph.so.9", false, "cuDNN"),
+    ("libcudnn_engines_precompiled.so.9", false, "cuDNN"),
+    ("libcudnn_engines_runtime_compiled.so.9", false, "cuDNN"),
+    ("libcudnn_heuristic.so.9", false, "cuDNN"),
+    ("libcudnn_ops.so.9", false, "cuDNN"),
+    ("libcudnn_cnn.so.9", false, "cuDNN"),
+    ("libcudnn_adv.so.9", false, "cuDNN"),
+    ("libcudnn.so.9", true, "cuDNN 9"),
+];
+
+static CUDA_CHECK: Mutex<Option<Result<(), String>>> = Mutex::new(None);
+
+/// Checks that ONNX Runtime's CUDA execution provider can be used with the library at `ort_lib`,
+/// and loads what it needs: the provider must sit beside that library (the GPU build), and each
+/// CUDA library is loaded from that directory if it is there (where `scripts/setup-gpu.sh` puts
+/// the wheels' libraries), else from the system's search path. Once loaded, the provider finds
+/// them by name, so nobody edits `LD_LIBRARY_PATH`. The error names every missing library and
+/// what provides it. Done once per process.
+pub fn check_cuda(ort_lib: &Path) -> Result<(), String> {
+    let mut cached = CUDA_CHECK.lock();
+    if let Some(r) = cached.as_ref() {
+        return r.clone();
+    }
+    let dir = ort_lib.parent().unwrap_or(Path::new("."));
+    let mut missing = Vec::new();
+    if !dir.join("libonnxruntime_providers_cuda.so").exists() {
+        missing.push(format!(
+            "libonnxruntime_providers_cuda.so (the ONNX Runtime in use, {}, is the CPU-only build)",
+            ort_lib.display()
+        ));
+    }
+    for (name, required, what) in CUDA_LIBRARIES {
+        let local = dir.join(name);
+        let r = if local.exists() {
+            ort::util::preload_dylib(&local)
+        } else {
+            ort::util::preload_dylib(*name)
+        };
+        if let (Err(e), true) = (r, *required) {
+            let why = e.to_string();
+            let why = why
+                .rsplit(": ")
+                .next()
+                .filter(|w| !w.is_empty())
+                .unwrap_or("cannot be loaded");
+            missing.push(format!("{name} ({what}: {why})"));
+        }
+    }
+    let r = if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "CUDA cannot be used: missing {}; {GPU_SETUP_HINT}",
+            missing.join(", ")
+        ))
+    };
+    *cached = Some(r.clone());
+    r
+}
+
+/// The float16 variant of `model` that `half-precision` runs: `<stem>-fp16.onnx` beside it (the
+/// model itself when its name already ends in `-fp16.onnx`).
+pub fn fp16_variant(model: &Path) -> PathBuf {
+    let name = model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.ends_with("-fp16.onnx") {
+        return model.to_path_buf();
+    }
+    let stem = name.strip_suffix(".onnx").unwrap_or(&name);
+    model.with_file_name(format!("{stem}-fp16.onnx"))
 }
 
 /// How to build an [`Engine`].
@@ -174,6 +279,8 @@ pub struct EngineConfig {
     pub threads: usize,
     /// Directories searched first for the ONNX Runtime library.
     pub library_dirs: Vec<PathBuf>,
+    /// Run the float16 variant of the model ([`fp16_variant`]) when the provider is CUDA.
+    pub half_precision: bool,
 }
 
 /// The network's input size when the model fixes it (otherwise height and width are dynamic).
@@ -193,6 +300,10 @@ pub struct Engine {
     pub provider: String,
     /// A note for the user about the provider choice (e.g. why `auto` fell back to CPU).
     pub provider_note: Option<String>,
+    /// The model file the session runs (the float16 variant under `half_precision` on CUDA).
+    pub model: PathBuf,
+    /// Why `half_precision` was not followed, if it was asked for and not followed.
+    pub precision_note: Option<String>,
 }
 
 impl fmt::Debug for Engine {
@@ -282,7 +393,7 @@ impl Engine {
             path: cfg.model.clone(),
             reason: e.to_string(),
         })?;
-        let env = environment(&cfg.library_dirs)?;
+        let (env, ort_lib) = environment(&cfg.library_dirs)?;
         let threads = if cfg.threads == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -308,43 +419,82 @@ impl Engine {
                 .with_intra_op_spinning(false)
                 .map_err(lib_err)
         };
-        let mut builder = new_builder()?;
-        let mut provider = "cpu".to_string();
-        let mut provider_note = None;
         let cuda_id = match cfg.device {
             Device::Cpu => None,
             Device::Auto => Some(0),
             Device::Cuda(n) => Some(n),
         };
+        let explicit = cfg.device != Device::Auto;
+        // device=auto falls back to the CPU with a note; an explicit device is an error.
+        let unavailable = |why: String| -> Result<String, EngineError> {
+            if explicit {
+                Err(EngineError::Provider(format!(
+                    "device={} was asked for but {why}; or use device=cpu or device=auto",
+                    cfg.device
+                )))
+            } else {
+                Ok(format!("device=auto: using the CPU because {why}"))
+            }
+        };
+        let mut provider_note = None;
+        let mut session = None;
         if let Some(id) = cuda_id {
-            // Registered explicitly so that a failure is seen, not silently replaced by the CPU.
-            let cuda = ep::CUDA::default()
-                .with_device_id(id)
-                .build()
-                .error_on_failure();
-            match cuda.register(&mut builder) {
-                Ok(()) => provider = format!("cuda:{id}"),
-                Err(e) => {
-                    let why = format!(
-                        "the CUDA execution provider is not available ({e}); the ONNX Runtime library in use is CPU-only or cannot find libcudart.so.13 / libcuda.so.1"
-                    );
-                    if cfg.device != Device::Auto {
-                        return Err(EngineError::Provider(format!(
-                            "device={} was asked for but {why}; use device=cpu or device=auto, or install the GPU runtime",
-                            cfg.device
-                        )));
+            match check_cuda(&ort_lib) {
+                Err(why) => provider_note = Some(unavailable(why)?),
+                Ok(()) => {
+                    let model = if cfg.half_precision {
+                        fp16_variant(&cfg.model)
+                    } else {
+                        cfg.model.clone()
+                    };
+                    if cfg.half_precision {
+                        std::fs::File::open(&model).map_err(|e| EngineError::ModelFile {
+                            path: model.clone(),
+                            reason: format!(
+                                "{e} (half-precision=true runs the float16 variant of the model; make it with models/make-fp16.sh)"
+                            ),
+                        })?;
                     }
-                    provider_note = Some(format!("device=auto: using the CPU because {why}"));
-                    builder = new_builder()?;
+                    let mut builder = new_builder()?;
+                    // Registered explicitly so that a failure is seen, not silently replaced by
+                    // the CPU.
+                    let cuda = ep::CUDA::default()
+                        .with_device_id(id)
+                        .build()
+                        .error_on_failure();
+                    let committed = cuda
+                        .register(&mut builder)
+                        .map_err(|e| e.to_string())
+                        .and_then(|()| builder.commit_from_file(&model).map_err(|e| e.to_string()));
+                    match committed {
+                        Ok(s) => session = Some((s, format!("cuda:{id}"), model)),
+                        Err(e) => {
+                            provider_note = Some(unavailable(format!(
+                                "ONNX Runtime could not start a CUDA session on device {id}: {e}"
+                            ))?)
+                        }
+                    }
                 }
             }
         }
-        let session = builder
-            .commit_from_file(&cfg.model)
-            .map_err(|e| EngineError::ModelLoad {
-                path: cfg.model.clone(),
-                reason: e.to_string(),
-            })?;
+        let mut precision_note = None;
+        let (session, provider, model) = match session {
+            Some(s) => s,
+            None => {
+                if cfg.half_precision {
+                    precision_note = Some(
+                        "half-precision=true does not help on the CPU (ONNX Runtime's CPU kernels run a float16 model through conversions to float32, which is slower; see models/README-fp16.md); keeping the float32 model".to_string(),
+                    );
+                }
+                let s = new_builder()?.commit_from_file(&cfg.model).map_err(|e| {
+                    EngineError::ModelLoad {
+                        path: cfg.model.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                (s, "cpu".to_string(), cfg.model.clone())
+            }
+        };
         let ins: Vec<_> = session
             .inputs()
             .iter()
@@ -362,7 +512,7 @@ impl Engine {
             })
             .collect();
         let input_shape = check_contract(&ins, &outs).map_err(|reason| EngineError::Contract {
-            path: cfg.model.clone(),
+            path: model.clone(),
             reason,
         })?;
         Ok(Self {
@@ -371,6 +521,8 @@ impl Engine {
             input_shape,
             provider,
             provider_note,
+            model,
+            precision_note,
         })
     }
 

@@ -1,9 +1,20 @@
 //! The inference thread. It owns the model (ONNX Runtime's `Session::run` takes `&mut self`),
-//! takes batches from a bounded queue, runs and decodes them, and sends results back in order.
-//! A panic inside inference is caught and reported as that batch's error, never propagated.
+//! takes batches from its queue, runs and decodes them, and sends each result back to the client
+//! that sent it. A panic inside inference is caught and reported as that batch's error, never
+//! propagated.
+//!
+//! One thread (a [`Server`]) can serve many element instances ([`Worker`]s, its clients): the
+//! elements of one process that use the same model and device share a session instead of
+//! loading one each (see [`shared`]). Batches from different clients that are waiting together
+//! and have the same network size run as one batch; each client gets back only its own images'
+//! detections, decoded with its own letterbox and thresholds, so frames never cross streams. A
+//! client's batches run in the order it sent them.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -12,6 +23,9 @@ use parking_lot::Mutex;
 use crate::decode::{Detection, POSE_CHANNELS, decode_batch};
 use crate::engine::Engine;
 use crate::preprocess::Letterbox;
+
+/// The most images one run may hold when batches from several clients are put together.
+pub const MAX_RUN_FRAMES: usize = 32;
 
 /// Something that turns an input tensor into a pose output tensor. [`Engine`] in production;
 /// tests substitute models that fail, panic or stall.
@@ -23,6 +37,11 @@ pub trait Infer: Send + 'static {
         shape: [usize; 4],
         out: &mut Vec<f32>,
     ) -> Result<usize, String>;
+
+    /// Whether batches from several clients may run as one (the model's batch is dynamic).
+    fn can_merge(&self) -> bool {
+        true
+    }
 }
 
 impl Infer for Engine {
@@ -33,6 +52,10 @@ impl Infer for Engine {
         out: &mut Vec<f32>,
     ) -> Result<usize, String> {
         self.run(input, shape, out).map_err(|e| e.to_string())
+    }
+
+    fn can_merge(&self) -> bool {
+        self.input_shape.batch.is_none()
     }
 }
 
@@ -68,6 +91,10 @@ impl<I: Infer> Infer for Faulty<I> {
         }
         self.inner.infer(input, shape, out)
     }
+
+    fn can_merge(&self) -> bool {
+        self.inner.can_merge()
+    }
 }
 
 /// One batch to analyse.
@@ -89,15 +116,55 @@ pub struct JobResult {
     pub tensor: Vec<f32>,
     /// Detections per image in frame pixels, or why the batch could not be analysed.
     pub detections: Result<Vec<Vec<Detection>>, String>,
+    /// This job's share of the run's inference time (by images).
     pub infer_time: Duration,
     pub decode_time: Duration,
+    /// Images in the run that analysed this job (more than `shape[0]` when batches of other
+    /// clients ran with it).
+    pub run_frames: usize,
+    /// Clients whose batches were in that run (1 when this client's alone).
+    pub run_clients: usize,
 }
 
-/// Handle to the inference thread. Dropping it stops and joins the thread.
-pub struct Worker {
-    jobs: Option<SyncSender<Job>>,
-    results: Mutex<Receiver<JobResult>>,
+/// What the model reported when it was loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// Execution provider in use, e.g. `cpu` or `cuda:0`.
+    pub provider: String,
+    /// Why the provider is not the one asked for, if it is not.
+    pub provider_note: Option<String>,
+    /// The network's fixed batch, height and width, when the model fixes them.
+    pub fixed_batch: Option<usize>,
+    pub fixed_hw: Option<(usize, usize)>,
+}
+
+struct Request {
+    client: u64,
+    job: Job,
+    reply: Sender<JobResult>,
+}
+
+/// The inference thread and its queue. Stops and joins the thread when the last client is gone.
+pub struct Server {
+    requests: Option<Sender<Request>>,
     thread: Option<JoinHandle<()>>,
+    /// The registry key ([`shared`]), or empty for a private server.
+    pub key: String,
+    /// What the clients must agree on to share it (model, device, ...).
+    pub config: String,
+    pub info: ServerInfo,
+    clients: AtomicUsize,
+    next_client: AtomicU64,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("key", &self.key)
+            .field("info", &self.info)
+            .field("clients", &self.clients.load(Ordering::Relaxed))
+            .finish()
+    }
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -107,21 +174,14 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-fn analyse<I: Infer>(
+/// Runs `images` images and checks the output's size; a panic becomes an error.
+fn run_model<I: Infer>(
     infer: &mut I,
-    job: &Job,
+    input: &[f32],
+    shape: [usize; 4],
     out: &mut Vec<f32>,
-    infer_time: &mut Duration,
-) -> Result<Vec<Vec<Detection>>, String> {
-    if job.shape[0] == 0 {
-        // A batch of frames none of which is analysed (detect-interval): nothing to run.
-        return Ok(Vec::new());
-    }
-    let t0 = Instant::now();
-    let r = catch_unwind(AssertUnwindSafe(|| {
-        infer.infer(&job.tensor, job.shape, out)
-    }));
-    *infer_time = t0.elapsed();
+) -> Result<usize, String> {
+    let r = catch_unwind(AssertUnwindSafe(|| infer.infer(input, shape, out)));
     let anchors = match r {
         Ok(r) => r?,
         Err(p) => {
@@ -131,100 +191,319 @@ fn analyse<I: Infer>(
             ));
         }
     };
-    let batch = job.shape[0];
+    let batch = shape[0];
     if out.len() != batch * POSE_CHANNELS * anchors {
         return Err(format!(
             "the model returned {} values, expected {batch}x56x{anchors}",
             out.len()
         ));
     }
-    Ok(decode_batch(
-        out,
-        batch,
-        anchors,
-        job.conf_threshold,
-        job.iou_threshold,
-        &job.letterbox,
-    ))
+    Ok(anchors)
 }
 
-impl Worker {
-    /// Starts the thread. `queue` bounds how many jobs may wait for it.
-    pub fn spawn<I: Infer>(mut infer: I, queue: usize) -> std::io::Result<Self> {
-        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(queue.max(1));
-        let (res_tx, res_rx) = mpsc::channel::<JobResult>();
+/// Takes the next run from the backlog: its first request, plus (when `merge`) every later one
+/// of the same network size that fits, skipping nothing of a client whose earlier request stays
+/// behind, so that each client's batches still run in order.
+fn next_run(backlog: &mut VecDeque<Request>, merge: bool) -> Vec<Request> {
+    let first = backlog.pop_front().expect("backlog is not empty");
+    let mut frames = first.job.shape[0];
+    let size = [first.job.shape[1], first.job.shape[2], first.job.shape[3]];
+    let mut run = vec![first];
+    if !merge || frames == 0 {
+        return run;
+    }
+    let mut blocked: Vec<u64> = Vec::new();
+    let mut i = 0;
+    while i < backlog.len() {
+        let r = &backlog[i];
+        let n = r.job.shape[0];
+        let fits = n > 0
+            && [r.job.shape[1], r.job.shape[2], r.job.shape[3]] == size
+            && frames + n <= MAX_RUN_FRAMES
+            && !blocked.contains(&r.client);
+        if fits {
+            frames += n;
+            run.push(backlog.remove(i).expect("index is in range"));
+        } else {
+            blocked.push(r.client);
+            i += 1;
+        }
+    }
+    run
+}
+
+/// Runs the requests of one run as a single batch and answers each of them.
+fn serve_run<I: Infer>(
+    infer: &mut I,
+    run: Vec<Request>,
+    out: &mut Vec<f32>,
+    joined: &mut Vec<f32>,
+) {
+    let total: usize = run.iter().map(|r| r.job.shape[0]).sum();
+    let mut clients: Vec<u64> = run.iter().map(|r| r.client).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    let shape = run[0].job.shape;
+    let t0 = Instant::now();
+    let anchors = if total == 0 {
+        // A batch of frames none of which is analysed (detect-interval): nothing to run.
+        Ok(0)
+    } else if run.len() == 1 {
+        run_model(infer, &run[0].job.tensor, shape, out)
+    } else {
+        joined.clear();
+        for r in &run {
+            joined.extend_from_slice(&r.job.tensor);
+        }
+        run_model(infer, joined, [total, shape[1], shape[2], shape[3]], out)
+    };
+    let infer_time = t0.elapsed();
+    let mut offset = 0;
+    for r in run {
+        let Request { job, reply, .. } = r;
+        let n = job.shape[0];
+        let t1 = Instant::now();
+        let detections = match &anchors {
+            Ok(_) if n == 0 => Ok(Vec::new()),
+            Ok(a) => {
+                let per = POSE_CHANNELS * a;
+                Ok(decode_batch(
+                    &out[offset * per..(offset + n) * per],
+                    n,
+                    *a,
+                    job.conf_threshold,
+                    job.iou_threshold,
+                    &job.letterbox,
+                ))
+            }
+            Err(e) => Err(e.clone()),
+        };
+        offset += n;
+        let share = if total == 0 {
+            Duration::ZERO
+        } else {
+            infer_time.mul_f64(n as f64 / total as f64)
+        };
+        // A client that is gone no longer wants its result.
+        let _ = reply.send(JobResult {
+            id: job.id,
+            tensor: job.tensor,
+            detections,
+            infer_time: share,
+            decode_time: t1.elapsed(),
+            run_frames: total,
+            run_clients: clients.len(),
+        });
+    }
+}
+
+impl Server {
+    /// Starts an inference thread around `infer`.
+    pub fn spawn<I: Infer>(
+        mut infer: I,
+        key: String,
+        config: String,
+        info: ServerInfo,
+    ) -> std::io::Result<Arc<Self>> {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let merge = infer.can_merge();
         let thread = std::thread::Builder::new()
             .name("yoloanonymize-infer".into())
             .spawn(move || {
                 let mut out = Vec::new();
-                while let Ok(job) = job_rx.recv() {
-                    let t0 = Instant::now();
-                    let mut infer_time = Duration::ZERO;
-                    let detections = analyse(&mut infer, &job, &mut out, &mut infer_time);
-                    let result = JobResult {
-                        id: job.id,
-                        tensor: job.tensor,
-                        detections,
-                        infer_time,
-                        decode_time: t0.elapsed().saturating_sub(infer_time),
-                    };
-                    if res_tx.send(result).is_err() {
-                        break;
+                let mut joined = Vec::new();
+                let mut backlog = VecDeque::new();
+                loop {
+                    if backlog.is_empty() {
+                        match rx.recv() {
+                            Ok(r) => backlog.push_back(r),
+                            Err(_) => break,
+                        }
                     }
+                    while let Ok(r) = rx.try_recv() {
+                        backlog.push_back(r);
+                    }
+                    let run = next_run(&mut backlog, merge);
+                    serve_run(&mut infer, run, &mut out, &mut joined);
                 }
             })?;
-        Ok(Self {
-            jobs: Some(job_tx),
-            results: Mutex::new(res_rx),
+        Ok(Arc::new(Self {
+            requests: Some(tx),
             thread: Some(thread),
-        })
+            key,
+            config,
+            info,
+            clients: AtomicUsize::new(0),
+            next_client: AtomicU64::new(0),
+        }))
     }
 
-    /// Queues a job, waiting while the queue is full. Fails only if the thread is gone.
-    pub fn submit(&self, job: Job) -> Result<(), String> {
-        self.jobs
-            .as_ref()
-            .ok_or("the inference thread has stopped")?
-            .send(job)
-            .map_err(|_| "the inference thread has stopped".to_string())
+    /// Clients connected now.
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::SeqCst)
     }
+}
 
-    /// Queues a job if the queue has room: `Ok(false)` when it is full (the job is dropped).
-    pub fn try_submit(&self, job: Job) -> Result<bool, String> {
-        match self
-            .jobs
-            .as_ref()
-            .ok_or("the inference thread has stopped")?
-            .try_send(job)
-        {
-            Ok(()) => Ok(true),
-            Err(mpsc::TrySendError::Full(_)) => Ok(false),
-            Err(mpsc::TrySendError::Disconnected(_)) => {
-                Err("the inference thread has stopped".into())
-            }
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
+    }
+}
+
+static REGISTRY: Mutex<BTreeMap<String, Weak<Server>>> = Mutex::new(BTreeMap::new());
+
+/// The shared server registered under `key`, or a new one from `make` (which runs with the
+/// registry locked, so that two elements starting together load the model once). A server is
+/// dropped, and its model unloaded, when its last client is.
+///
+/// Joining an existing server requires the same `config`: otherwise the error names both.
+pub fn shared<E, F>(key: &str, config: &str, make: F) -> Result<Arc<Server>, E>
+where
+    F: FnOnce() -> Result<Arc<Server>, E>,
+    E: From<String>,
+{
+    let mut reg = REGISTRY.lock();
+    reg.retain(|_, w| w.strong_count() > 0);
+    if let Some(s) = reg.get(key).and_then(Weak::upgrade) {
+        if s.config != config {
+            return Err(E::from(format!(
+                "shared-worker '{key}' already runs {}, but this element asks for {config}; give it the same settings or another shared-worker name",
+                s.config
+            )));
+        }
+        return Ok(s);
+    }
+    let s = make()?;
+    reg.insert(key.to_string(), Arc::downgrade(&s));
+    Ok(s)
+}
+
+/// Shared servers alive in this process (for statistics and tests).
+pub fn shared_count() -> usize {
+    REGISTRY
+        .lock()
+        .values()
+        .filter(|w| w.strong_count() > 0)
+        .count()
+}
+
+/// One client's handle on a [`Server`]: its own result queue and its own bound on batches in
+/// flight. Dropping it disconnects; the server stops with its last client.
+pub struct Worker {
+    server: Arc<Server>,
+    client: u64,
+    reply: Sender<JobResult>,
+    results: Mutex<Receiver<JobResult>>,
+    /// Jobs sent and not yet received back.
+    outstanding: AtomicUsize,
+    limit: usize,
+}
+
+impl Worker {
+    /// Starts a private inference thread around `infer`. At most `queue` batches may wait for it.
+    pub fn spawn<I: Infer>(infer: I, queue: usize) -> std::io::Result<Self> {
+        let server = Server::spawn(infer, String::new(), String::new(), ServerInfo::default())?;
+        Ok(Self::connect(server, queue))
+    }
+
+    /// Becomes a client of `server`, allowed `queue` batches waiting beyond the one running.
+    pub fn connect(server: Arc<Server>, queue: usize) -> Self {
+        server.clients.fetch_add(1, Ordering::SeqCst);
+        let client = server.next_client.fetch_add(1, Ordering::SeqCst);
+        let (reply, rx) = mpsc::channel();
+        Self {
+            server,
+            client,
+            reply,
+            results: Mutex::new(rx),
+            outstanding: AtomicUsize::new(0),
+            limit: queue.max(1) + 1,
+        }
+    }
+
+    pub fn server(&self) -> &Arc<Server> {
+        &self.server
+    }
+
+    fn send(&self, job: Job) -> Result<(), String> {
+        let requests = self
+            .server
+            .requests
+            .as_ref()
+            .ok_or("the inference thread has stopped")?;
+        self.outstanding.fetch_add(1, Ordering::SeqCst);
+        requests
+            .send(Request {
+                client: self.client,
+                job,
+                reply: self.reply.clone(),
+            })
+            .map_err(|_| {
+                self.outstanding.fetch_sub(1, Ordering::SeqCst);
+                "the inference thread has stopped".to_string()
+            })
+    }
+
+    /// Queues a job. The caller bounds how many it has in flight (the element waits for results
+    /// before it sends more); this never blocks. Fails only if the thread is gone.
+    pub fn submit(&self, job: Job) -> Result<(), String> {
+        self.send(job)
+    }
+
+    /// Queues a job if this client has fewer than its bound in flight: `Ok(false)` otherwise
+    /// (the job is dropped).
+    pub fn try_submit(&self, job: Job) -> Result<bool, String> {
+        if self.outstanding.load(Ordering::SeqCst) >= self.limit {
+            return Ok(false);
+        }
+        self.send(job).map(|()| true)
+    }
+
+    fn received(&self, r: JobResult) -> JobResult {
+        self.outstanding.fetch_sub(1, Ordering::SeqCst);
+        r
     }
 
     /// Waits up to `timeout` for the next result: `Err(true)` on time-out, `Err(false)` if the
     /// thread is gone.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<JobResult>, bool> {
         match self.results.lock().recv_timeout(timeout) {
-            Ok(r) => Ok(Some(r)),
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(true),
+            Ok(r) => Ok(Some(self.received(r))),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(!self.server.thread.as_ref().is_some_and(|t| t.is_finished()))
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(false),
         }
     }
 
-    /// Waits for the next result; `None` if the thread is gone.
+    /// Waits for the next result; `None` if the thread is gone or nothing is in flight.
     pub fn recv(&self) -> Option<JobResult> {
-        self.results.lock().recv().ok()
+        loop {
+            if self.outstanding.load(Ordering::SeqCst) == 0 {
+                return None;
+            }
+            match self.recv_timeout(Duration::from_millis(200)) {
+                Ok(r) => return r,
+                Err(true) => continue,
+                Err(false) => return None,
+            }
+        }
     }
 
     /// The next result if one is ready.
     pub fn try_recv(&self) -> Result<Option<JobResult>, String> {
         match self.results.lock().try_recv() {
-            Ok(r) => Ok(Some(r)),
-            Err(TryRecvError::Empty) => Ok(None),
+            Ok(r) => Ok(Some(self.received(r))),
+            Err(TryRecvError::Empty) => {
+                if self.server.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                    Err("the inference thread has stopped".into())
+                } else {
+                    Ok(None)
+                }
+            }
             Err(TryRecvError::Disconnected) => Err("the inference thread has stopped".into()),
         }
     }
@@ -232,10 +511,7 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        self.jobs.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.server.clients.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -269,6 +545,175 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Echoes each image's first input value as its box centre x, after a delay, and records
+    /// the size of every run.
+    struct Echo {
+        delay: Duration,
+        runs: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Infer for Echo {
+        fn infer(
+            &mut self,
+            input: &[f32],
+            shape: [usize; 4],
+            out: &mut Vec<f32>,
+        ) -> Result<usize, String> {
+            std::thread::sleep(self.delay);
+            self.runs.lock().push(shape[0]);
+            let per = shape[1] * shape[2] * shape[3];
+            out.clear();
+            for i in 0..shape[0] {
+                let mut t = vec![0f32; POSE_CHANNELS];
+                t[..5].copy_from_slice(&[input[i * per], 32.0, 4.0, 4.0, 0.9]);
+                out.extend(t);
+            }
+            Ok(1)
+        }
+    }
+
+    fn marked(id: u64, values: &[f32]) -> Job {
+        let per = 3 * 64 * 64;
+        let mut j = job(id, values.len());
+        for (i, v) in values.iter().enumerate() {
+            j.tensor[i * per] = *v;
+        }
+        j
+    }
+
+    fn xs(r: &JobResult) -> Vec<f32> {
+        let d = r.detections.as_ref().unwrap();
+        d.iter()
+            .map(|p| (p[0].bbox.x0 + p[0].bbox.x1) / 2.0)
+            .collect()
+    }
+
+    #[test]
+    fn waiting_batches_of_several_clients_run_together_and_return_apart() {
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let server = Server::spawn(
+            Echo {
+                delay: Duration::from_millis(150),
+                runs: runs.clone(),
+            },
+            "k".into(),
+            "c".into(),
+            ServerInfo::default(),
+        )
+        .unwrap();
+        let a = Worker::connect(server.clone(), 2);
+        let b = Worker::connect(server.clone(), 2);
+        assert_eq!(server.clients(), 2);
+        // While A's first batch runs, A's second and B's first wait: they run as one batch of 5.
+        a.submit(marked(0, &[10.0, 11.0])).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        a.submit(marked(1, &[12.0, 13.0])).unwrap();
+        b.submit(marked(0, &[20.0, 21.0, 22.0])).unwrap();
+        let a0 = a.recv().unwrap();
+        let a1 = a.recv().unwrap();
+        let b0 = b.recv().unwrap();
+        assert_eq!(*runs.lock(), vec![2, 5]);
+        assert_eq!((a0.id, a1.id, b0.id), (0, 1, 0));
+        assert_eq!(xs(&a0), vec![10.0, 11.0]);
+        assert_eq!(xs(&a1), vec![12.0, 13.0]);
+        assert_eq!(xs(&b0), vec![20.0, 21.0, 22.0]);
+        assert_eq!((a1.run_frames, b0.run_frames), (5, 5));
+        assert_eq!((a0.run_clients, a1.run_clients, b0.run_clients), (1, 2, 2));
+        assert!(a.try_recv().unwrap().is_none() && b.try_recv().unwrap().is_none());
+        drop(a);
+        assert_eq!(server.clients(), 1);
+    }
+
+    #[test]
+    fn a_client_batches_stay_in_order_when_sizes_differ() {
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let server = Server::spawn(
+            Echo {
+                delay: Duration::from_millis(100),
+                runs: runs.clone(),
+            },
+            String::new(),
+            String::new(),
+            ServerInfo::default(),
+        )
+        .unwrap();
+        let a = Worker::connect(server.clone(), 4);
+        a.submit(marked(0, &[1.0])).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        // A different network size (a caps change) between two batches of the same size: the
+        // third must not jump ahead of the second by running with the first.
+        let mut other = job(1, 1);
+        other.shape = [1, 3, 32, 128];
+        a.submit(other).unwrap();
+        a.submit(marked(2, &[3.0])).unwrap();
+        let ids: Vec<u64> = (0..3).map(|_| a.recv().unwrap().id).collect();
+        assert_eq!(ids, vec![0, 1, 2]);
+        assert_eq!(*runs.lock(), vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn registry_shares_by_key_and_refuses_a_different_config() {
+        let make = || {
+            Server::spawn(
+                Fake { mode: "ok" },
+                "test-key".into(),
+                "model A on cpu".into(),
+                ServerInfo::default(),
+            )
+            .map_err(|e| e.to_string())
+        };
+        let s1 = shared::<String, _>("test-key", "model A on cpu", make).unwrap();
+        let s2 = shared::<String, _>("test-key", "model A on cpu", || -> Result<_, String> {
+            panic!("must not load twice")
+        })
+        .unwrap();
+        assert!(Arc::ptr_eq(&s1, &s2));
+        let e = shared::<String, _>("test-key", "model B on cuda:0", make).unwrap_err();
+        assert!(
+            e.contains("model A on cpu") && e.contains("model B on cuda:0"),
+            "{e}"
+        );
+        drop((s1, s2));
+        // Gone with its last holder: the next one loads again.
+        let s3 = shared::<String, _>("test-key", "model B on cuda:0", || {
+            Server::spawn(
+                Fake { mode: "ok" },
+                "test-key".into(),
+                "model B on cuda:0".into(),
+                ServerInfo::default(),
+            )
+            .map_err(|e| e.to_string())
+        })
+        .unwrap();
+        assert_eq!(s3.config, "model B on cuda:0");
+    }
+
+    #[test]
+    fn try_submit_refuses_beyond_the_bound() {
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let w = Worker::connect(
+            Server::spawn(
+                Echo {
+                    delay: Duration::from_millis(200),
+                    runs,
+                },
+                String::new(),
+                String::new(),
+                ServerInfo::default(),
+            )
+            .unwrap(),
+            1,
+        );
+        assert!(w.try_submit(marked(0, &[1.0])).unwrap());
+        assert!(w.try_submit(marked(1, &[1.0])).unwrap());
+        assert!(!w.try_submit(marked(2, &[1.0])).unwrap());
+        assert_eq!(w.recv().unwrap().id, 0);
+        assert!(w.try_submit(marked(3, &[1.0])).unwrap());
+        assert_eq!(w.recv().unwrap().id, 1);
+        assert_eq!(w.recv().unwrap().id, 3);
+        assert!(w.recv().is_none());
     }
 
     fn job(id: u64, batch: usize) -> Job {

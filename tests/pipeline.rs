@@ -95,6 +95,7 @@ fn reference_detections(frames: &[Frame]) -> Vec<Vec<Detection>> {
         device: Device::Cpu,
         threads: 0,
         library_dirs: Vec::new(),
+        half_precision: false,
     })
     .unwrap();
     let mut pre = Preprocessor::default();
@@ -584,4 +585,100 @@ fn pipelines_directory_parses_and_runs() {
         ran.len() >= 5,
         "pipelines/ has runnable pipelines: ran {ran:?}"
     );
+}
+
+/// Per stream: timestamps, frame bytes, batches-merged at EOS, streams on the worker when the
+/// element started.
+type StreamRun = (Vec<gst::ClockTime>, Vec<Vec<u8>>, u64, u32);
+
+/// Two streams of the sample clip (one mirrored) through two elements of one pipeline.
+fn two_streams(shared_worker: &str) -> Vec<StreamRun> {
+    init();
+    let sample = repo("samples/vtest-short.mp4");
+    let branch = |name: &str, flip: &str| {
+        format!(
+            "filesrc location={} ! decodebin ! {flip} videoconvert ! video/x-raw,format=I420 \
+             ! yoloanonymize name={name} shared-worker={shared_worker} ! appsink name=sink_{name} sync=false",
+            sample.display()
+        )
+    };
+    let desc = format!(
+        "{} {}",
+        branch("a", ""),
+        branch("b", "videoflip video-direction=horiz !")
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut out = Vec::new();
+    for name in ["a", "b"] {
+        let sink = pipeline
+            .by_name(&format!("sink_{name}"))
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        let (mut pts, mut bytes) = (Vec::new(), Vec::new());
+        while let Ok(s) = sink.pull_sample() {
+            let b = s.buffer().unwrap();
+            pts.push(b.pts().unwrap());
+            bytes.push(b.map_readable().unwrap().to_vec());
+        }
+        out.push((pts, bytes, 0, 0));
+    }
+    let bus = pipeline.bus().unwrap();
+    while let Some(m) = bus.pop() {
+        let from = m.src().map(|s| s.name().to_string()).unwrap_or_default();
+        let i = usize::from(from == "b");
+        match m.view() {
+            gst::MessageView::Error(e) => panic!("{desc}: {} {:?}", e.error(), e.debug()),
+            gst::MessageView::Element(e) => {
+                let s = e.structure().unwrap();
+                if s.name() == "yoloanonymize-stats" && s.get::<bool>("eos").unwrap() {
+                    out[i].2 = s.get::<u64>("batches-merged").unwrap();
+                }
+                if s.name() == "yoloanonymize-provider" {
+                    out[i].3 = s.get::<u32>("streams").unwrap();
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    out
+}
+
+/// Elements of one process share one inference worker (`shared-worker`): batches of the two
+/// streams run together, and yet every frame comes out exactly as a private worker makes it
+/// (no frame, and no detection, crosses from one stream to the other), in order, with its
+/// timestamps.
+#[test]
+fn shared_worker_batches_streams_together_without_mixing_them() {
+    let shared = two_streams("test-two-streams");
+    let private = two_streams("none");
+    for (i, (s, p)) in shared.iter().zip(&private).enumerate() {
+        assert_eq!(s.0.len(), 100, "stream {i}: every frame out");
+        assert_eq!(s.0, p.0, "stream {i}: order and timestamps");
+        let differing = s.1.iter().zip(&p.1).filter(|(a, b)| a != b).count();
+        assert_eq!(
+            differing, 0,
+            "stream {i}: frames differ from a private worker's"
+        );
+        assert_eq!(p.2, 0, "a private worker merges nothing");
+    }
+    // The mirrored stream is redacted differently: its frames are not the first stream's.
+    let same = shared[0]
+        .1
+        .iter()
+        .zip(&shared[1].1)
+        .filter(|(a, b)| a == b)
+        .count();
+    assert_eq!(same, 0, "frames of the two streams are equal");
+    // The second element to start found the first one's worker.
+    assert_eq!(shared.iter().map(|s| s.3).max(), Some(2));
+    assert_eq!(private.iter().map(|s| s.3).max(), Some(1));
+    let merged = shared[0].2 + shared[1].2;
+    println!("batches merged across the two streams: {merged}");
+    assert!(merged > 0, "no batch of one stream ran with the other's");
 }

@@ -408,19 +408,126 @@ fn bad_device_is_an_error() {
 
 #[test]
 fn explicit_cuda_without_cuda_is_an_error_and_auto_falls_back() {
+    // No NVIDIA driver on the test machines: the error names it, and the set-up script.
     let e = start_error(&[("device", &"cuda:0")]);
     assert!(
-        e.contains("device=cuda:0") && e.contains("CUDA execution provider is not available"),
+        e.contains("device=cuda:0")
+            && e.contains("libcuda.so.1 (the NVIDIA driver")
+            && e.contains("scripts/setup-gpu.sh"),
         "{e}"
     );
+    // An explicit device that is missing stops the element whatever on-failure says: nothing
+    // leaves, pixelated or not.
+    let el = element(&[("device", &"cuda")]);
+    let run = run_pipeline(&el, caps(), vec![frame(0)]);
+    assert!(run.state_change_failed && run.frames.is_empty());
+    assert!(run.errors[0].contains("libcuda.so.1"), "{:?}", run.errors);
     let el = element(&[("device", &"auto")]);
     let run = run_pipeline(&el, caps(), vec![frame(0)]);
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     assert_eq!(run.frames.len(), 1);
+    assert_eq!(el.property::<String>("provider"), "");
     // The provider in use is said on the bus, with why auto fell back to the CPU.
     let p = run.provider.expect("provider message");
     assert!(
-        p.contains("provider=cpu ") && p.contains("CUDA execution provider is not available"),
+        p.contains("provider=cpu ")
+            && p.contains("CUDA cannot be used: missing")
+            && p.contains("libcuda.so.1"),
+        "{p}"
+    );
+}
+
+/// Runs in a child process with ORT_DYLIB_PATH on a stand-in GPU build (see below).
+#[test]
+#[ignore]
+fn child_gpu_build_without_driver() {
+    let e = start_error(&[("device", &"cuda")]);
+    println!("CHILD-CUDA-ERROR: {e}");
+    let el = element(&[("device", &"auto")]);
+    let run = run_pipeline(&el, caps(), vec![frame(0), frame(1)]);
+    println!(
+        "CHILD-AUTO: frames={} errors={:?} {}",
+        run.frames.len(),
+        run.errors,
+        run.provider.unwrap_or_default()
+    );
+}
+
+/// With a GPU build of ONNX Runtime in place (stood in for by the CPU library beside a file
+/// named libonnxruntime_providers_cuda.so), what is still missing is named: the driver and each
+/// CUDA 13 library. device=auto runs on the CPU and says why.
+#[test]
+fn gpu_build_without_the_cuda_runtime_names_each_missing_library() {
+    let cpu_lib = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps/onnxruntime/libonnxruntime.so")
+        });
+    let cpu_lib = cpu_lib
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh", cpu_lib.display()));
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&cpu_lib, dir.path().join("libonnxruntime.so")).unwrap();
+    std::fs::write(dir.path().join("libonnxruntime_providers_cuda.so"), b"").unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_gpu_build_without_driver",
+            "--nocapture",
+        ])
+        .env("ORT_DYLIB_PATH", dir.path().join("libonnxruntime.so"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |tag: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(tag))
+            .unwrap_or_else(|| panic!("no {tag} in {stdout}"))
+            .to_string()
+    };
+    let e = line("CHILD-CUDA-ERROR");
+    for lib in [
+        "libcuda.so.1 (the NVIDIA driver",
+        "libcudart.so.13",
+        "libcublas.so.13",
+        "libcudnn.so.9",
+        "scripts/setup-gpu.sh",
+    ] {
+        assert!(e.contains(lib), "{lib} not in {e}");
+    }
+    assert!(!e.contains("CPU-only"), "{e}");
+    let auto = line("CHILD-AUTO");
+    assert!(
+        auto.contains("frames=2 errors=[]")
+            && auto.contains("provider=cpu ")
+            && auto.contains("libcudart.so.13"),
+        "{auto}"
+    );
+}
+
+#[test]
+fn half_precision_on_the_cpu_says_it_does_not_help_and_keeps_fp32() {
+    let el = element(&[("device", &"cpu"), ("half-precision", &true)]);
+    let run = run_pipeline(&el, caps(), vec![frame(0), frame(1)]);
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(run.frames.len(), 2);
+    assert!(
+        run.warnings
+            .iter()
+            .any(|w| w.contains("half-precision=true does not help on the CPU")),
+        "{:?}",
+        run.warnings
+    );
+    let p = run.provider.expect("provider message");
+    assert!(
+        p.contains("provider=cpu ") && p.contains("keeping the float32 model"),
         "{p}"
     );
 }

@@ -36,7 +36,7 @@ use crate::preprocess::{Letterbox, Preprocessor};
 use crate::redact::{self, RedactParams, Scratch};
 use crate::regions::{Region, RegionKind, RegionParams, regions_for};
 use crate::temporal::{TemporalParams, Tracker};
-use crate::worker::{Fault, Faulty, Job, JobResult, Worker};
+use crate::worker::{Fault, Faulty, Job, JobResult, Server, ServerInfo, Worker};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -61,6 +61,7 @@ const DEFAULT_PIXEL_SIZE: u32 = 0;
 const DEFAULT_FILL_COLOR: u32 = 0x000000;
 const DEFAULT_HOLD_FRAMES: u32 = 8;
 const DEFAULT_DETECT_INTERVAL: u32 = 1;
+const DEFAULT_SHARED_WORKER: &str = "auto";
 /// Batches handed to the worker and not yet returned, beyond the one being collected.
 const MAX_IN_FLIGHT: usize = 1;
 
@@ -85,6 +86,9 @@ struct Settings {
     on_failure: OnFailure,
     /// Nanoseconds; 0 = automatic.
     max_latency: u64,
+    /// `auto`, `none` or a name (see the property).
+    shared_worker: String,
+    half_precision: bool,
     fault: Option<Fault>,
 }
 
@@ -109,6 +113,8 @@ impl Default for Settings {
             detect_interval: DEFAULT_DETECT_INTERVAL,
             on_failure: OnFailure::RedactFrame,
             max_latency: 0,
+            shared_worker: DEFAULT_SHARED_WORKER.into(),
+            half_precision: false,
             fault: None,
         }
     }
@@ -220,6 +226,8 @@ struct Stats {
     redact: Duration,
     /// Time the streaming thread spent waiting for the inference thread.
     wait: Duration,
+    /// Batches that ran together with other streams' batches (shared worker).
+    batches_merged: u64,
 }
 
 impl Stats {
@@ -270,6 +278,7 @@ impl Stats {
             .field("decode-ms", ms(self.decode))
             .field("redact-ms", ms(self.redact))
             .field("wait-ms", ms(self.wait))
+            .field("batches-merged", self.batches_merged)
             .build()
     }
 }
@@ -367,6 +376,7 @@ impl YoloAnonymize {
             device,
             threads: s.threads as usize,
             library_dirs: PLUGIN_DIR.get().cloned().into_iter().collect(),
+            half_precision: s.half_precision,
         })
     }
 
@@ -547,6 +557,8 @@ impl YoloAnonymize {
             detections,
             infer_time,
             decode_time,
+            run_clients,
+            ..
         } = result;
         tensor.clear();
         state.spare_tensors.push(tensor);
@@ -558,6 +570,10 @@ impl YoloAnonymize {
         state.stats.batches += 1;
         if let Ok(d) = &detections {
             state.stats.analysed += d.len() as u64;
+            if run_clients > 1 {
+                // Run together with other streams' batches on a shared worker.
+                state.stats.batches_merged += 1;
+            }
         }
         state.stats.inference += infer_time;
         state.stats.decode += decode_time;
@@ -959,6 +975,18 @@ impl ObjectImpl for YoloAnonymize {
                     .default_value(Some(DEFAULT_DEVICE))
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("half-precision")
+                    .nick("Half precision")
+                    .blurb("On CUDA, run the float16 variant of the model (<model>-fp16.onnx beside it, made by models/make-fp16.sh); on the CPU it does not help, so the element says so and keeps float32")
+                    .default_value(false)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("shared-worker")
+                    .nick("Shared worker")
+                    .blurb("Inference worker shared by the elements of this process: auto = one per model, device, threads and precision (batches of different streams run together; frames never cross streams); none = this element's own; any other name = the elements with that name share one (they must agree on those settings)")
+                    .default_value(Some(DEFAULT_SHARED_WORKER))
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("provider")
                     .nick("Provider")
                     .blurb("Execution provider in use after start (cpu or cuda:N); empty before")
@@ -1094,6 +1122,15 @@ impl ObjectImpl for YoloAnonymize {
                 }
             }
             "threads" => s.threads = value.get().expect("type checked upstream"),
+            "half-precision" => s.half_precision = value.get().expect("type checked upstream"),
+            "shared-worker" => {
+                s.shared_worker = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| DEFAULT_SHARED_WORKER.into())
+            }
             "conf-threshold" => s.conf_threshold = value.get().expect("type checked upstream"),
             "iou-threshold" => s.iou_threshold = value.get().expect("type checked upstream"),
             "keypoint-threshold" => {
@@ -1148,6 +1185,8 @@ impl ObjectImpl for YoloAnonymize {
             "batch-size" => s.batch_size.to_value(),
             "device" => s.device.to_value(),
             "threads" => s.threads.to_value(),
+            "half-precision" => s.half_precision.to_value(),
+            "shared-worker" => s.shared_worker.to_value(),
             "conf-threshold" => s.conf_threshold.to_value(),
             "iou-threshold" => s.iou_threshold.to_value(),
             "keypoint-threshold" => s.keypoint_threshold.to_value(),
@@ -1230,40 +1269,92 @@ impl BaseTransformImpl for YoloAnonymize {
             None => None,
         };
         let loaded = self.engine_config(&settings).and_then(|cfg| {
-            gst::info!(
-                CAT,
-                imp = self,
-                "Loading {} on {}",
+            // What elements must agree on to share a worker.
+            let config = format!(
+                "{} on {} with {} threads{}",
                 cfg.model.display(),
-                cfg.device
-            );
-            Engine::load(&cfg)
-        });
-        let mut provider_note = None;
-        let (worker, failure, provider, shape) = match loaded {
-            Ok(engine) => {
-                if let Some(note) = &engine.provider_note {
-                    gst::info!(CAT, imp = self, "{note}");
-                    provider_note = Some(note.clone());
+                cfg.device,
+                cfg.threads,
+                if cfg.half_precision {
+                    ", half precision"
+                } else {
+                    ""
                 }
-                let provider = engine.provider.clone();
-                let shape = engine.input_shape;
+            );
+            let key = match settings.shared_worker.as_str() {
+                // Injected faults are this element's alone.
+                _ if settings.fault.is_some() => None,
+                "none" => None,
+                "auto" => Some(format!("auto: {config}")),
+                name => Some(name.to_string()),
+            };
+            let load = |key: String| -> Result<Arc<Server>, EngineError> {
                 gst::info!(
                     CAT,
                     imp = self,
-                    "Model loaded on {provider}, input {shape:?}"
+                    "Loading {} on {}",
+                    cfg.model.display(),
+                    cfg.device
+                );
+                let engine = Engine::load(&cfg)?;
+                let info = ServerInfo {
+                    provider: engine.provider.clone(),
+                    provider_note: engine
+                        .provider_note
+                        .iter()
+                        .chain(engine.precision_note.iter())
+                        .cloned()
+                        .reduce(|a, b| format!("{a}; {b}")),
+                    fixed_batch: engine.input_shape.batch,
+                    fixed_hw: engine.input_shape.height.zip(engine.input_shape.width),
+                };
+                if let Some(note) = &engine.precision_note {
+                    gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", note));
+                }
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "Model {} loaded on {}, input {:?}",
+                    engine.model.display(),
+                    engine.provider,
+                    engine.input_shape
                 );
                 let faulty = Faulty {
                     inner: engine,
                     fault: settings.fault,
                 };
-                let worker = Worker::spawn(faulty, MAX_IN_FLIGHT + 1).map_err(|e| {
-                    gst::error_msg!(
-                        gst::CoreError::Thread,
-                        ("Cannot start the inference thread: {}", e)
-                    )
-                })?;
-                (Some(Arc::new(worker)), None, provider, Some(shape))
+                Server::spawn(faulty, key, config.clone(), info).map_err(|e| {
+                    EngineError::Library(format!("cannot start the inference thread: {e}"))
+                })
+            };
+            match key {
+                Some(key) => crate::worker::shared(&key, &config, || load(key.clone())),
+                None => load(String::new()),
+            }
+        });
+        let mut provider_note = None;
+        let (worker, failure, provider, shape) = match loaded {
+            Ok(server) => {
+                if let Some(note) = &server.info.provider_note {
+                    gst::info!(CAT, imp = self, "{note}");
+                    provider_note = Some(note.clone());
+                }
+                let info = server.info.clone();
+                let worker = Worker::connect(server, MAX_IN_FLIGHT + 1);
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "Inference worker '{}' on {}, {} stream(s)",
+                    worker.server().key,
+                    info.provider,
+                    worker.server().clients()
+                );
+                (
+                    Some(Arc::new(worker)),
+                    None,
+                    info.provider.clone(),
+                    Some(info),
+                )
             }
             Err(e) if settings.on_failure == OnFailure::Error => {
                 return Err(match &e {
@@ -1276,6 +1367,12 @@ impl BaseTransformImpl for YoloAnonymize {
                     EngineError::Library(_) => gst::error_msg!(gst::LibraryError::Init, ("{}", e)),
                     _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
                 });
+            }
+            // An execution provider asked for by name and not there is a set-up error: the
+            // element does not start (nothing leaves unredacted, and nobody runs hours of video
+            // pixelated whole because of a typo or a missing driver).
+            Err(e @ EngineError::Provider(_)) => {
+                return Err(gst::error_msg!(gst::LibraryError::Settings, ("{}", e)));
             }
             Err(e) => {
                 let what = if settings.on_failure == OnFailure::Passthrough {
@@ -1301,9 +1398,22 @@ impl BaseTransformImpl for YoloAnonymize {
             }
         };
         // Which execution provider took the session (or none), for applications and logs.
+        let (shared_key, streams) = worker
+            .as_ref()
+            .map(|w| (w.server().key.clone(), w.server().clients() as u32))
+            .unwrap_or_default();
         let msg = gst::Structure::builder("yoloanonymize-provider")
             .field("requested", settings.device.as_str())
             .field("provider", provider.as_str())
+            .field(
+                "shared-worker",
+                if shared_key.is_empty() {
+                    "none"
+                } else {
+                    shared_key.as_str()
+                },
+            )
+            .field("streams", streams)
             .field(
                 "note",
                 provider_note
@@ -1320,8 +1430,8 @@ impl BaseTransformImpl for YoloAnonymize {
             live: None,
             last_warning: None,
             unwarned: 0,
-            fixed_hw: shape.and_then(|s| s.height.zip(s.width)),
-            fixed_batch: shape.and_then(|s| s.batch),
+            fixed_hw: shape.as_ref().and_then(|s| s.fixed_hw),
+            fixed_batch: shape.as_ref().and_then(|s| s.fixed_batch),
             provider,
             video: None,
             collecting: Vec::new(),
