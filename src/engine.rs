@@ -184,11 +184,7 @@ pub fn environment(extra_dirs: &[PathBuf]) -> Result<(Environment, PathBuf), Eng
 /// whether it cannot work without them. `libonnxruntime_providers_cuda.so` links the first five;
 /// cuDNN (convolutions), cuFFT and NVRTC are opened at run time.
 pub const CUDA_LIBRARIES: &[(&str, bool, &str)] = &[
-    (
-        "libcuda.so.1",
-        true,
-        "the NVIDIA driver; install it on the host (in a container: the NVIDIA container toolkit)",
-    ),
+    ("libcuda.so.1", true, "the NVIDIA driver"),
     ("libcudart.so.13", true, "CUDA 13 runtime"),
     ("libcublasLt.so.13", true, "cuBLAS"),
     ("libcublas.so.13", true, "cuBLAS"),
@@ -221,7 +217,9 @@ pub fn check_cuda(ort_lib: &Path) -> Result<(), String> {
     }
     let dir = ort_lib.parent().unwrap_or(Path::new("."));
     let mut missing = Vec::new();
+    let mut runtime_missing = false;
     if !dir.join("libonnxruntime_providers_cuda.so").exists() {
+        runtime_missing = true;
         missing.push(format!(
             "libonnxruntime_providers_cuda.so (the ONNX Runtime in use, {}, is the CPU-only build)",
             ort_lib.display()
@@ -235,20 +233,34 @@ pub fn check_cuda(ort_lib: &Path) -> Result<(), String> {
             ort::util::preload_dylib(*name)
         };
         if let (Err(e), true) = (r, *required) {
-            let why = e.to_string();
+            // dlerror's text is in the source: "<file>: cannot open shared object file: ...".
+            let why = std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.to_string());
             let why = why
                 .rsplit(": ")
                 .next()
                 .filter(|w| !w.is_empty())
-                .unwrap_or("cannot be loaded");
+                .unwrap_or("cannot be loaded")
+                .to_string();
+            runtime_missing |= *name != "libcuda.so.1";
             missing.push(format!("{name} ({what}: {why})"));
         }
     }
     let r = if missing.is_empty() {
         Ok(())
     } else {
+        let driver = missing.iter().any(|m| m.starts_with("libcuda.so.1 "));
+        let hint = [
+            runtime_missing.then_some(GPU_SETUP_HINT),
+            driver.then_some("install the NVIDIA driver, R580 or newer for CUDA 13 (in a container: the NVIDIA container toolkit)"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ");
         Err(format!(
-            "CUDA cannot be used: missing {}; {GPU_SETUP_HINT}",
+            "CUDA cannot be used: missing {}; {hint}",
             missing.join(", ")
         ))
     };

@@ -408,14 +408,24 @@ fn bad_device_is_an_error() {
 
 #[test]
 fn explicit_cuda_without_cuda_is_an_error_and_auto_falls_back() {
-    // No NVIDIA driver on the test machines: the error names it, and the set-up script.
+    // No NVIDIA driver on the test machines: the error names it and how to install it (and,
+    // unless scripts/setup-gpu.sh ran, the CPU-only ONNX Runtime and the script).
     let e = start_error(&[("device", &"cuda:0")]);
     assert!(
         e.contains("device=cuda:0")
             && e.contains("libcuda.so.1 (the NVIDIA driver")
-            && e.contains("scripts/setup-gpu.sh"),
+            && e.contains("install the NVIDIA driver, R580 or newer"),
         "{e}"
     );
+    let gpu_build = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".deps/onnxruntime-gpu/libonnxruntime_providers_cuda.so")
+        .exists();
+    if std::env::var_os("ORT_DYLIB_PATH").is_none() && !gpu_build {
+        assert!(
+            e.contains("is the CPU-only build") && e.contains("scripts/setup-gpu.sh"),
+            "{e}"
+        );
+    }
     // An explicit device that is missing stops the element whatever on-failure says: nothing
     // leaves, pixelated or not.
     let el = element(&[("device", &"cuda")]);
