@@ -225,9 +225,16 @@ pub fn check_cuda(ort_lib: &Path) -> Result<(), String> {
             ort_lib.display()
         ));
     }
+    // Without the driver nothing else can run: the rest is then only looked for, not loaded
+    // (the CUDA libraries map gigabytes).
+    let driver = ort::util::preload_dylib("libcuda.so.1").is_ok();
     for (name, required, what) in CUDA_LIBRARIES {
         let local = dir.join(name);
-        let r = if local.exists() {
+        let r = if *name == "libcuda.so.1" && driver {
+            Ok(())
+        } else if !driver && local.exists() {
+            Ok(())
+        } else if local.exists() {
             ort::util::preload_dylib(&local)
         } else {
             ort::util::preload_dylib(*name)
