@@ -38,9 +38,11 @@ pub trait Infer: Send + 'static {
         out: &mut Vec<f32>,
     ) -> Result<usize, String>;
 
-    /// Whether batches from several clients may run as one (the model's batch is dynamic).
-    fn can_merge(&self) -> bool {
-        true
+    /// The most images one run may hold when waiting batches are put together, given the
+    /// configured batch size of the client whose batch runs first; 0 = never put together.
+    fn merge_limit(&self, batch_size: usize) -> usize {
+        let _ = batch_size;
+        MAX_RUN_FRAMES
     }
 }
 
@@ -54,8 +56,19 @@ impl Infer for Engine {
         self.run(input, shape, out).map_err(|e| e.to_string())
     }
 
-    fn can_merge(&self) -> bool {
-        self.input_shape.batch.is_none()
+    /// A model with a fixed batch never takes merged runs. On the CPU a run holds no more than a
+    /// full batch: larger runs are not faster per image there, and ONNX Runtime's memory grows
+    /// with the largest run (measured on 768x576: 384 MB resident at batch 4, 633 MB at batch 8),
+    /// so only partial batches (detect-interval, live time-outs, drains) are put together. On
+    /// CUDA, batches of all streams run together, up to [`MAX_RUN_FRAMES`].
+    fn merge_limit(&self, batch_size: usize) -> usize {
+        if self.input_shape.batch.is_some() {
+            0
+        } else if self.provider == "cpu" {
+            batch_size
+        } else {
+            MAX_RUN_FRAMES
+        }
     }
 }
 
@@ -92,8 +105,8 @@ impl<I: Infer> Infer for Faulty<I> {
         self.inner.infer(input, shape, out)
     }
 
-    fn can_merge(&self) -> bool {
-        self.inner.can_merge()
+    fn merge_limit(&self, batch_size: usize) -> usize {
+        self.inner.merge_limit(batch_size)
     }
 }
 
@@ -107,6 +120,8 @@ pub struct Job {
     pub letterbox: Letterbox,
     pub conf_threshold: f32,
     pub iou_threshold: f32,
+    /// The client's configured batch size (see [`Infer::merge_limit`]).
+    pub batch_size: usize,
 }
 
 /// What came of a [`Job`].
@@ -201,15 +216,17 @@ fn run_model<I: Infer>(
     Ok(anchors)
 }
 
-/// Takes the next run from the backlog: its first request, plus (when `merge`) every later one
-/// of the same network size that fits, skipping nothing of a client whose earlier request stays
-/// behind, so that each client's batches still run in order.
-fn next_run(backlog: &mut VecDeque<Request>, merge: bool) -> Vec<Request> {
+/// Takes the next run from the backlog: its first request, plus every later one of the same
+/// network size while the run holds at most `limit(first client's batch size)` images, taking
+/// nothing of a client whose earlier request stays behind, so that each client's batches still
+/// run in order.
+fn next_run(backlog: &mut VecDeque<Request>, limit: impl Fn(usize) -> usize) -> Vec<Request> {
     let first = backlog.pop_front().expect("backlog is not empty");
     let mut frames = first.job.shape[0];
     let size = [first.job.shape[1], first.job.shape[2], first.job.shape[3]];
+    let limit = limit(first.job.batch_size);
     let mut run = vec![first];
-    if !merge || frames == 0 {
+    if limit == 0 || frames == 0 {
         return run;
     }
     let mut blocked: Vec<u64> = Vec::new();
@@ -219,7 +236,7 @@ fn next_run(backlog: &mut VecDeque<Request>, merge: bool) -> Vec<Request> {
         let n = r.job.shape[0];
         let fits = n > 0
             && [r.job.shape[1], r.job.shape[2], r.job.shape[3]] == size
-            && frames + n <= MAX_RUN_FRAMES
+            && frames + n <= limit
             && !blocked.contains(&r.client);
         if fits {
             frames += n;
@@ -306,7 +323,6 @@ impl Server {
         info: ServerInfo,
     ) -> std::io::Result<Arc<Self>> {
         let (tx, rx) = mpsc::channel::<Request>();
-        let merge = infer.can_merge();
         let thread = std::thread::Builder::new()
             .name("yoloanonymize-infer".into())
             .spawn(move || {
@@ -323,7 +339,7 @@ impl Server {
                     while let Ok(r) = rx.try_recv() {
                         backlog.push_back(r);
                     }
-                    let run = next_run(&mut backlog, merge);
+                    let run = next_run(&mut backlog, |b| infer.merge_limit(b));
                     serve_run(&mut infer, run, &mut out, &mut joined);
                 }
             })?;
@@ -554,6 +570,24 @@ mod tests {
         runs: Arc<Mutex<Vec<usize>>>,
     }
 
+    /// [`Echo`] with the engine's CPU policy: runs no larger than a client's batch size.
+    struct CpuEcho(Echo);
+
+    impl Infer for CpuEcho {
+        fn infer(
+            &mut self,
+            input: &[f32],
+            shape: [usize; 4],
+            out: &mut Vec<f32>,
+        ) -> Result<usize, String> {
+            self.0.infer(input, shape, out)
+        }
+
+        fn merge_limit(&self, batch_size: usize) -> usize {
+            batch_size
+        }
+    }
+
     impl Infer for Echo {
         fn infer(
             &mut self,
@@ -624,6 +658,43 @@ mod tests {
         assert!(a.try_recv().unwrap().is_none() && b.try_recv().unwrap().is_none());
         drop(a);
         assert_eq!(server.clients(), 1);
+    }
+
+    #[test]
+    fn with_a_batch_size_limit_only_partial_batches_run_together() {
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let server = Server::spawn(
+            CpuEcho(Echo {
+                delay: Duration::from_millis(150),
+                runs: runs.clone(),
+            }),
+            String::new(),
+            String::new(),
+            ServerInfo::default(),
+        )
+        .unwrap();
+        let a = Worker::connect(server.clone(), 4);
+        let b = Worker::connect(server.clone(), 4);
+        let partial = |id, v: &[f32]| {
+            let mut j = marked(id, v);
+            j.batch_size = 4;
+            j
+        };
+        a.submit(partial(0, &[1.0, 1.0, 1.0, 1.0])).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        // Waiting: two full batches (not put together), then three halves (two fit in a batch).
+        b.submit(partial(0, &[2.0, 2.0, 2.0, 2.0])).unwrap();
+        a.submit(partial(1, &[3.0, 3.0, 3.0, 3.0])).unwrap();
+        a.submit(partial(2, &[4.0, 4.0])).unwrap();
+        b.submit(partial(1, &[5.0, 5.0])).unwrap();
+        a.submit(partial(3, &[6.0, 6.0])).unwrap();
+        for _ in 0..4 {
+            a.recv().unwrap();
+        }
+        b.recv().unwrap();
+        let b1 = b.recv().unwrap();
+        assert_eq!(xs(&b1), vec![5.0, 5.0]);
+        assert_eq!(*runs.lock(), vec![4, 4, 4, 4, 2]);
     }
 
     #[test]
@@ -724,6 +795,7 @@ mod tests {
             letterbox: Letterbox::new(64, 64, 64),
             conf_threshold: 0.25,
             iou_threshold: 0.7,
+            batch_size: batch,
         }
     }
 

@@ -492,9 +492,13 @@ impl YoloAnonymize {
         let (_, _, lb) = state.video.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
         let lb = *lb;
         let n = state.collecting.iter().filter(|h| h.analyse).count();
-        let (conf, iou) = {
+        let (conf, iou, batch_size) = {
             let s = self.settings.lock();
-            (s.conf_threshold as f32, s.iou_threshold as f32)
+            (
+                s.conf_threshold as f32,
+                s.iou_threshold as f32,
+                s.batch_size as usize,
+            )
         };
         let spare = state.spare_tensors.pop().unwrap_or_default();
         let mut tensor = std::mem::replace(&mut state.tensor, spare);
@@ -517,6 +521,7 @@ impl YoloAnonymize {
             letterbox: lb,
             conf_threshold: conf,
             iou_threshold: iou,
+            batch_size,
         };
         let sent = if state.live == Some(true) {
             worker.try_submit(job)

@@ -67,8 +67,12 @@ pub struct Cli {
     pub input_size: u32,
 
     /// Frames a person stays redacted after the model last found them (0 to 1000)
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1000), default_value_t = 5)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1000), default_value_t = 8)]
     pub hold_frames: u32,
+
+    /// On CUDA, run the float16 variant of the model (<model>-fp16.onnx); ignored on the CPU
+    #[arg(long)]
+    pub half_precision: bool,
 
     /// Run the model on every Nth frame only (1 to 100); regions are carried in between
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100), default_value_t = 1)]
@@ -193,6 +197,7 @@ impl Cli {
         element.set_property("threads", self.threads);
         element.set_property("input-size", self.input_size);
         element.set_property("hold-frames", self.hold_frames);
+        element.set_property("half-precision", self.half_precision);
         element.set_property("detect-interval", self.detect_interval);
         element.set_property("on-failure", ElementOnFailure::from(self.on_failure));
         if let Some(model) = &self.model {

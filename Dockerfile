@@ -1,0 +1,134 @@
+# yoloanonymize, CPU image: Debian 12, GStreamer 1.22, ONNX Runtime (CPU), the plugin, the
+# bundled model and yoloanonymize-cli.
+#
+#   scripts/container-build.sh                     # podman: makes the base image, builds, tests
+#   docker build -t yoloanonymize:cpu --build-arg BASE_IMAGE=debian:bookworm-slim .
+#   docker run --rm -v "$PWD:/data" yoloanonymize:cpu in.mp4 out.mp4 --targets face
+#   docker run --rm --entrypoint gst-launch-1.0 -v "$PWD:/data" yoloanonymize:cpu \
+#       filesrc location=in.mp4 ! decodebin ! yoloanonymize ! x264enc ! mp4mux ! filesink location=out.mp4
+#
+# BASE_IMAGE is any Debian 12 (bookworm) image. The default is a local one, made with debootstrap
+# by scripts/container-build.sh, so that nothing has to come from a container registry; with
+# registry access `debian:bookworm-slim` does the same job.
+#
+# Where Rust comes from: Cargo.toml needs Rust >= 1.92 and Debian 12's rustc is 1.63, so the build
+# stage installs the official toolchain with rustup-init from static.rust-lang.org, pinned (rustup
+# version and sha256, toolchain version). That is what a user's machine does (scripts/setup.sh
+# says to use rustup), and it was verified with scripts/container-build.sh. Behind a firewall,
+# point RUSTUP_UPDATE_ROOT and RUSTUP_DIST_SERVER at a rustup mirror. Crates come from crates.io
+# (Cargo.lock, --locked); ONNX Runtime from its PyPI wheel, sha256 checked (scripts/fetch-ort.sh).
+# Nothing prebuilt is taken from the build context: the image builds the same on any machine.
+#
+# Behind a TLS-intercepting proxy, give the build your CA bundle as the secret `cacert`; the steps
+# that download use it, and it is not stored in any layer:
+#   podman build --secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt ...
+#   docker build --secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt ...
+# (scripts/container-build.sh passes the machine's bundle this way.)
+#
+# Layout (that of `meson install --prefix=/usr/local`, see meson.build, plus the CLI and pipelines):
+#   /usr/local/bin/yoloanonymize-cli                              ENTRYPOINT
+#   /usr/local/lib/x86_64-linux-gnu/gstreamer-1.0/libgstyoloanonymize.so   (GST_PLUGIN_PATH)
+#   /usr/local/lib/x86_64-linux-gnu/yoloanonymize/libonnxruntime.so*       (ORT_DYLIB_PATH)
+#   /usr/local/share/yoloanonymize/models/yolo11n-pose-dynamic.onnx        (the model default)
+#   /usr/local/share/yoloanonymize/pipelines/                               pipelines/*.pipeline
+# Both paths are also baked into the element at compile time (YOLOANONYMIZE_ORT_LIB,
+# YOLOANONYMIZE_MODEL_DIR): `model=` is not needed, and ORT_DYLIB_PATH, set all the same, only
+# makes the choice explicit.
+# The model weights are AGPL-3.0 (models/README.md), unlike the code (MPL-2.0).
+
+ARG BASE_IMAGE=localhost/debian12-base:latest
+
+# --- build: the plugin and the CLI ------------------------------------------------------------
+FROM ${BASE_IMAGE} AS build
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        ca-certificates curl build-essential pkg-config \
+        libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
+    && rm -rf /var/lib/apt/lists/*
+
+ARG RUST_VERSION=1.95.0
+ARG RUSTUP_VERSION=1.28.2
+ARG RUSTUP_INIT_SHA256=20a06e644b0d9bd2fbdbfd52d42540bdde820ea7df86e92e533c073da0cdd43c
+ARG RUSTUP_UPDATE_ROOT=https://static.rust-lang.org/rustup
+ARG RUSTUP_DIST_SERVER=https://static.rust-lang.org
+ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:$PATH
+RUN --mount=type=secret,id=cacert if [ -s /run/secrets/cacert ]; then export SSL_CERT_FILE=/run/secrets/cacert \
+        CURL_CA_BUNDLE=/run/secrets/cacert CARGO_HTTP_CAINFO=/run/secrets/cacert PIP_CERT=/run/secrets/cacert; fi \
+    && curl --proto '=https' --tlsv1.2 -sSfL -o /tmp/rustup-init \
+        "${RUSTUP_UPDATE_ROOT}/archive/${RUSTUP_VERSION}/x86_64-unknown-linux-gnu/rustup-init" \
+    && echo "${RUSTUP_INIT_SHA256}  /tmp/rustup-init" | sha256sum -c - \
+    && chmod +x /tmp/rustup-init \
+    && /tmp/rustup-init -y --no-modify-path --profile minimal --default-toolchain "${RUST_VERSION}" \
+    && rm /tmp/rustup-init \
+    && rustc --version && cargo --version
+
+WORKDIR /src
+# Crates first, in their own layer: a change to src/ does not download them again.
+COPY Cargo.toml Cargo.lock build.rs ./
+RUN --mount=type=secret,id=cacert if [ -s /run/secrets/cacert ]; then export SSL_CERT_FILE=/run/secrets/cacert \
+        CURL_CA_BUNDLE=/run/secrets/cacert CARGO_HTTP_CAINFO=/run/secrets/cacert PIP_CERT=/run/secrets/cacert; fi \
+    && mkdir -p src/bin && touch src/lib.rs && echo 'fn main() {}' >src/bin/yoloanonymize-cli.rs \
+    && cargo fetch --locked \
+    && rm -rf src
+COPY src ./src
+RUN YOLOANONYMIZE_ORT_LIB=/usr/local/lib/x86_64-linux-gnu/yoloanonymize/libonnxruntime.so \
+    YOLOANONYMIZE_MODEL_DIR=/usr/local/share/yoloanonymize/models \
+    cargo build --release --locked --offline --lib --bin yoloanonymize-cli \
+    && ls -l target/release/libgstyoloanonymize.so target/release/yoloanonymize-cli
+
+# --- ort: the ONNX Runtime CPU library from its pinned PyPI wheel (scripts/fetch-ort.sh) --------
+FROM ${BASE_IMAGE} AS ort
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates python3 python3-pip \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY scripts/common.sh scripts/fetch-ort.sh scripts/versions.env scripts/
+RUN --mount=type=secret,id=cacert if [ -s /run/secrets/cacert ]; then export SSL_CERT_FILE=/run/secrets/cacert \
+        CURL_CA_BUNDLE=/run/secrets/cacert CARGO_HTTP_CAINFO=/run/secrets/cacert PIP_CERT=/run/secrets/cacert; fi \
+    && YOLOANONYMIZE_DEPS_DIR=/opt/deps bash scripts/fetch-ort.sh \
+    && lib=/opt/install/lib/x86_64-linux-gnu/yoloanonymize doc=/opt/install/share/doc/gst-plugin-yoloanonymize \
+    && mkdir -p "$lib" "$doc" \
+    && cp -a /opt/deps/onnxruntime/libonnxruntime* "$lib/" \
+    && cp /opt/deps/onnxruntime/LICENSE "$doc/onnxruntime-LICENSE" \
+    && cp /opt/deps/onnxruntime/ThirdPartyNotices.txt "$doc/onnxruntime-ThirdPartyNotices.txt" \
+    && ls -lR /opt/install
+
+# --- runtime ------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS runtime
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        gstreamer1.0-tools \
+        gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps \
+        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
+        gstreamer1.0-libav \
+    && rm -rf /var/lib/apt/lists/*
+
+# A directory copy keeps the libonnxruntime.so and .so.1 symlinks as symlinks.
+COPY --from=ort /opt/install/ /usr/local/
+COPY --from=build /src/target/release/libgstyoloanonymize.so /usr/local/lib/x86_64-linux-gnu/gstreamer-1.0/
+COPY --from=build /src/target/release/yoloanonymize-cli /usr/local/bin/
+COPY models/yolo11n-pose-dynamic.onnx models/README.md models/LICENSE-AGPL-3.0.txt /usr/local/share/yoloanonymize/models/
+COPY pipelines/ /usr/local/share/yoloanonymize/pipelines/
+COPY LICENSE /usr/local/share/doc/gst-plugin-yoloanonymize/LICENSE
+
+# GST_REGISTRY: the plugin registry is made once here, so a container does not rescan every
+# plugin at start and any --user can read it.
+ENV GST_PLUGIN_PATH=/usr/local/lib/x86_64-linux-gnu/gstreamer-1.0 \
+    ORT_DYLIB_PATH=/usr/local/lib/x86_64-linux-gnu/yoloanonymize/libonnxruntime.so \
+    GST_REGISTRY=/var/cache/gstreamer-1.0/registry.x86_64.bin
+
+# Smoke test at build time: ONNX Runtime loads, the default model loads (no model= given), and
+# frames go through; on-failure=error makes any of these fail the build.
+RUN mkdir -p /var/cache/gstreamer-1.0 \
+    && gst-inspect-1.0 yoloanonymize >/dev/null \
+    && gst-launch-1.0 -q videotestsrc num-buffers=4 ! video/x-raw,width=320,height=240 \
+        ! yoloanonymize device=cpu on-failure=error ! fakesink \
+    && chmod a+r "$GST_REGISTRY" \
+    && yoloanonymize-cli --version
+
+WORKDIR /data
+ENTRYPOINT ["yoloanonymize-cli"]
+CMD ["--help"]
