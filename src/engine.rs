@@ -638,6 +638,22 @@ mod tests {
     }
 
     #[test]
+    fn fp16_variant_sits_beside_the_model() {
+        assert_eq!(
+            fp16_variant(Path::new("/m/yolo11n-pose-dynamic.onnx")),
+            Path::new("/m/yolo11n-pose-dynamic-fp16.onnx")
+        );
+        assert_eq!(
+            fp16_variant(Path::new("/m/x-fp16.onnx")),
+            Path::new("/m/x-fp16.onnx")
+        );
+        assert_eq!(
+            fp16_variant(Path::new("model")),
+            Path::new("model-fp16.onnx")
+        );
+    }
+
+    #[test]
     fn candidates_search_the_plugin_dir_before_the_source_tree() {
         let c = library_candidates(&[PathBuf::from("/plugin/dir")]);
         let plugin = c

@@ -90,8 +90,13 @@ fn frame_ref<'a>(vf: &'a gst_video::VideoFrameRef<&gst::BufferRef>) -> FrameRef<
 /// The detections a per-frame reference run of the default model reports (input-size 640,
 /// confidence 0.25, IoU 0.7), computed with the library directly rather than the element.
 fn reference_detections(frames: &[Frame]) -> Vec<Vec<Detection>> {
+    detections_of(&gstyoloanonymize::default_model_path(), frames)
+}
+
+/// Per-frame detections of `model` (input-size 640, confidence 0.25, IoU 0.7) on the CPU.
+fn detections_of(model: &Path, frames: &[Frame]) -> Vec<Vec<Detection>> {
     let mut engine = Engine::load(&EngineConfig {
-        model: gstyoloanonymize::default_model_path(),
+        model: model.to_path_buf(),
         device: Device::Cpu,
         threads: 0,
         library_dirs: Vec::new(),
@@ -683,4 +688,61 @@ fn shared_worker_batches_streams_together_without_mixing_them() {
     let merged = shared[0].2 + shared[1].2;
     println!("batches merged across the two streams: {merged}");
     assert!(merged > 0, "no batch of one stream ran with the other's");
+}
+
+/// The shipped float16 variant (`half-precision` on CUDA) keeps the pose contract (float32 in and
+/// out) and finds the people the float32 model finds, with their eye keypoints, on the sample
+/// clip. Run on the CPU here (ONNX Runtime converts to float32 where it has no float16 kernel),
+/// which checks the file, not CUDA's float16 arithmetic.
+#[test]
+fn the_fp16_model_finds_the_people_the_fp32_model_finds() {
+    let sample = repo("samples/vtest-short.mp4");
+    let all = frames_of(&format!(
+        "filesrc location={} ! decodebin ! appsink name=sink",
+        sample.display()
+    ));
+    // Every 4th frame keeps the test short: float16 on the CPU is slower.
+    let frames: Vec<Frame> = all.into_iter().step_by(4).collect();
+    let fp32 = reference_detections(&frames);
+    let fp16 = detections_of(&repo("models/yolo11n-pose-dynamic-fp16.onnx"), &frames);
+    let (mut people, mut found, mut eyes, mut eyes_close) = (0, 0, 0, 0);
+    for (a, b) in fp32.iter().zip(&fp16) {
+        for p in a {
+            people += 1;
+            let Some(q) = b
+                .iter()
+                .max_by(|x, y| x.bbox.iou(&p.bbox).total_cmp(&y.bbox.iou(&p.bbox)))
+            else {
+                continue;
+            };
+            if q.bbox.iou(&p.bbox) < 0.5 {
+                continue;
+            }
+            found += 1;
+            for k in 1..=2 {
+                if p.keypoints[k].conf >= 0.5 {
+                    eyes += 1;
+                    let (dx, dy) = (
+                        p.keypoints[k].x - q.keypoints[k].x,
+                        p.keypoints[k].y - q.keypoints[k].y,
+                    );
+                    if (dx * dx + dy * dy).sqrt() <= 3.0 {
+                        eyes_close += 1;
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "fp16 vs fp32: {found}/{people} people, {eyes_close}/{eyes} confident eyes within 3 px"
+    );
+    assert!(people >= 20, "the sample frames have people ({people})");
+    assert!(
+        found * 100 >= people * 98,
+        "fp16 found {found} of {people} people"
+    );
+    assert!(
+        eyes_close * 100 >= eyes * 98,
+        "{eyes_close} of {eyes} eyes within 3 px"
+    );
 }
