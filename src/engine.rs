@@ -323,6 +323,9 @@ pub struct Engine {
     pub model: PathBuf,
     /// Why `half_precision` was not followed, if it was asked for and not followed.
     pub precision_note: Option<String>,
+    /// Whether the ONNX Runtime in use is the GPU build (so a fallback to the CPU is a surprise
+    /// worth a warning, not the expected case).
+    pub gpu_build: bool,
 }
 
 impl fmt::Debug for Engine {
@@ -542,6 +545,9 @@ impl Engine {
             provider_note,
             model,
             precision_note,
+            gpu_build: ort_lib
+                .parent()
+                .is_some_and(|d| d.join("libonnxruntime_providers_cuda.so").exists()),
         })
     }
 

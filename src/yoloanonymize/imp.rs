@@ -1316,6 +1316,10 @@ impl BaseTransformImpl for YoloAnonymize {
                 if let Some(note) = &engine.precision_note {
                     gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", note));
                 }
+                // With the GPU runtime installed, running on the CPU is worth a warning.
+                if let (Some(note), true) = (&engine.provider_note, engine.gpu_build) {
+                    gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", note));
+                }
                 gst::info!(
                     CAT,
                     imp = self,
