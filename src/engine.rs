@@ -505,7 +505,7 @@ impl Engine {
             None => {
                 if cfg.half_precision {
                     precision_note = Some(
-                        "half-precision=true does not help on the CPU (ONNX Runtime's CPU kernels run a float16 model through conversions to float32, which is slower; see models/README-fp16.md); keeping the float32 model".to_string(),
+                        "half-precision=true does not help on the CPU: ONNX Runtime has no float16 convolutions there and computes them in float32 (models/README-fp16.md); keeping the float32 model".to_string(),
                     );
                 }
                 let s = new_builder()?.commit_from_file(&cfg.model).map_err(|e| {

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Builds models/yolo11n-pose-dynamic-fp16.onnx, a float16 conversion of
+# models/yolo11n-pose-dynamic.onnx with float32 input and output, for the element's
+# half-precision option (CUDA); optionally measures it against the fp32 model on ONNX Runtime's
+# CPU execution provider. See models/README-fp16.md for the results.
+#
+#   1. creates a virtualenv in WORKDIR with onnxruntime (the version the element links,
+#      scripts/versions.env), onnx, numpy and their dependencies, all pinned (the same pins as
+#      quantize-int8.sh);
+#   2. converts with onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=True),
+#      twice, and stops unless both runs give the same bytes; checks the result (onnx.checker full
+#      check; ONNX Runtime CPU loads it with the fp32 model's input/output names, element types and
+#      dynamic dims, and runs it at four input shapes) and writes OUTPUT;
+#   3. with CHECK=1: decodes vtest.avi (sha256 checked) with GStreamer to raw 640x480 RGB frames
+#      (768x576 letterboxes to exactly 640x480, no padding): WORKDIR/vtest-640x480.rgb, 733 MB;
+#      lists the operators ONNX Runtime's CPU EP runs in float32 between inserted casts; runs
+#      `quantize_int8.py bench` (fp32 and fp16 side by side: 200 frames, batch 4, 2 intra-op
+#      threads, median of 3 passes interleaved batch by batch) and `make_fp16.py eval` (raw output
+#      differences, persons and confident eyes of fp32 found again by fp16; the fp16 model in two
+#      CPU sessions: ORT_ENABLE_BASIC, where every tensor between operators is rounded to float16,
+#      and ORT_ENABLE_ALL, the element's level, where ORT drops many of those round trips).
+#      The results go to stdout and to WORKDIR/bench.json and WORKDIR/eval-WxH.json.
+#
+# Usage: models/make-fp16.sh [OUTPUT]       (default: models/yolo11n-pose-dynamic-fp16.onnx)
+# Environment:
+#   WORKDIR    work directory, kept afterwards (default /tmp/yoloanonymize-fp16)
+#   VTEST_AVI  vtest.avi to use (default /work/shared/media/vtest.avi; else apt-get download
+#              opencv-doc, as samples/make-sample.sh does)
+#   CHECK=1    also run the benchmark and the accuracy check (about 2 minutes on 2 quiet cores;
+#              4 with the three EVAL_SIZES of README-fp16.md)
+#   EVAL_STEP  with CHECK=1: evaluate every EVAL_STEP-th frame (default 1: all 795 frames)
+#   EVAL_SIZES with CHECK=1: frame sizes for the accuracy check (default 640x480; e.g. also 768x576
+#              and 512x384, decoded the same way)
+#   PYTHON     interpreter for the virtualenv (default python3; needs the venv module)
+# CHECK=1 needs gst-launch-1.0 with avdec_msmpeg4 (gstreamer1.0-libav), videoconvert and videoscale.
+# Nothing here runs on a GPU: the CUDA speed and accuracy of the fp16 model are not measured.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=scripts/versions.env
+. "$here/../scripts/versions.env" # ORT_VERSION, MODEL_*, MODEL_FP16_*, VTEST_*
+
+# Every package the virtualenv gets, pinned (onnxruntime's and onnx's dependencies included);
+# the same set as quantize-int8.sh, so that one virtualenv serves both.
+PIP_PINS=(
+    "onnxruntime==$ORT_VERSION"
+    onnx==1.23.2
+    numpy==2.4.6
+    sympy==1.14.0 # onnxruntime's dependency; quantize_int8.py (imported for decode/bench) uses it
+    mpmath==1.3.0
+    protobuf==7.36.2
+    flatbuffers==25.12.19
+    ml_dtypes==0.6.0
+    packaging==26.4 # onnxruntime.transformers.float16 imports it
+    typing_extensions==4.16.0
+)
+FRAMES=795
+
+log() { printf '[make-fp16] %s\n' "$*"; }
+die() {
+    printf '[make-fp16] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+output=$(realpath -m "${1:-$here/$MODEL_FP16_FILE}")
+work=${WORKDIR:-/tmp/yoloanonymize-fp16}
+python=${PYTHON:-python3}
+fp32=$here/$MODEL_FILE
+mkdir -p "$work"
+work=$(cd "$work" && pwd -P)
+log "Working in $work"
+
+[[ "$(sha256sum "$fp32" | cut -d' ' -f1)" == "$MODEL_SHA256" ]] ||
+    die "$fp32 does not have the expected sha256 $MODEL_SHA256."
+
+# --- 1. virtualenv ---------------------------------------------------------------------------
+venv=$work/venv
+if ! "$venv/bin/python" -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '$ORT_VERSION')" 2>/dev/null ||
+    ! "$venv/bin/python" -c "import onnx, numpy, sympy, packaging" 2>/dev/null; then
+    "$python" -m venv "$venv" || die "could not create a virtualenv (Debian: apt-get install python3-venv)."
+    "$venv/bin/pip" install --only-binary=:all: "${PIP_PINS[@]}"
+fi
+log "onnxruntime $("$venv/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__)'), onnx $("$venv/bin/python" -c 'import onnx; print(onnx.__version__)')"
+
+# --- 2. convert, twice -----------------------------------------------------------------------
+mk=("$venv/bin/python" "$here/make_fp16.py")
+"${mk[@]}" convert --model "$fp32" --output "$work/fp16-a.onnx"
+"${mk[@]}" convert --model "$fp32" --output "$work/fp16-b.onnx" 2>/dev/null
+sha_a=$(sha256sum "$work/fp16-a.onnx" | cut -d' ' -f1)
+sha_b=$(sha256sum "$work/fp16-b.onnx" | cut -d' ' -f1)
+[[ "$sha_a" == "$sha_b" ]] || die "two conversions gave different bytes ($sha_a, $sha_b)."
+log "Two conversions gave the same bytes (sha256 $sha_a)."
+mkdir -p "$(dirname "$output")"
+cp "$work/fp16-a.onnx" "$output"
+log "Wrote $output ($(stat -c %s "$output") bytes, sha256 $sha_a; fp32: $(stat -c %s "$fp32") bytes)"
+if [[ "$sha_a" == "${MODEL_FP16_SHA256:-}" ]]; then
+    log "sha256 matches MODEL_FP16_SHA256 in scripts/versions.env."
+else
+    log "WARNING: sha256 differs from MODEL_FP16_SHA256 in scripts/versions.env (${MODEL_FP16_SHA256:-unset})."
+fi
+
+# --- 3. checks -------------------------------------------------------------------------------
+[[ "${CHECK:-0}" == 1 ]] || exit 0
+for el in avidemux avdec_msmpeg4 videoconvert videoscale fdsink; do
+    gst-inspect-1.0 "$el" >/dev/null 2>&1 || die "GStreamer element $el is missing (gstreamer1.0-libav, gstreamer1.0-plugins-base/good)."
+done
+avi=
+# decode_frames WxH: writes $work/vtest-WxH.rgb (raw RGB, all frames) unless it is already there.
+decode_frames() {
+    local w=${1%x*} h=${1#*x} f=$work/vtest-$1.rgb
+    [[ -f "$f" && $(stat -c %s "$f") -eq $((FRAMES * w * h * 3)) ]] && return 0
+    if [[ -z "$avi" ]]; then
+        avi=${VTEST_AVI:-/work/shared/media/vtest.avi}
+        if [[ ! -f "$avi" ]]; then
+            log "Downloading opencv-doc=$VTEST_DEB_VERSION with apt-get download ..."
+            (cd "$work" && apt-get download "opencv-doc=$VTEST_DEB_VERSION") ||
+                die "apt-get download opencv-doc=$VTEST_DEB_VERSION failed (run 'apt-get update' as root, or set VTEST_AVI)."
+            avi=$work/vtest.avi
+            dpkg-deb --fsys-tarfile "$work"/opencv-doc_*.deb |
+                tar -xO ./usr/share/doc/opencv-doc/examples/data/vtest.avi >"$avi"
+            rm -f "$work"/opencv-doc_*.deb
+        fi
+        [[ "$(sha256sum "$avi" | cut -d' ' -f1)" == "$VTEST_SHA256" ]] ||
+            die "$avi does not have the expected sha256 $VTEST_SHA256."
+    fi
+    gst-launch-1.0 -q filesrc location="$avi" ! decodebin ! videoconvert ! videoscale ! \
+        "video/x-raw,format=RGB,width=$w,height=$h" ! fdsink fd=1 >"$f.tmp"
+    [[ $(stat -c %s "$f.tmp") -eq $((FRAMES * w * h * 3)) ]] ||
+        die "decoding $avi gave $(stat -c %s "$f.tmp") bytes, not $FRAMES frames of ${w}x$h RGB."
+    mv "$f.tmp" "$f"
+    log "frames: $f ($FRAMES frames, ${w}x$h RGB)"
+}
+decode_frames 640x480
+
+log "What ONNX Runtime's CPU EP does with the fp16 model:"
+"${mk[@]}" cpu-ops --model "$output" --workdir "$work"
+log "Speed on CPU, fp32 vs fp16 (200 frames 640x480, batch 4, 2 threads, median of 3 passes):"
+"$venv/bin/python" "$here/quantize_int8.py" bench --frames "$work/vtest-640x480.rgb" \
+    --json "$work/bench.json" "$fp32" "$output"
+for size in ${EVAL_SIZES:-640x480}; do
+    decode_frames "$size"
+    log "Accuracy against fp32 at $size, every ${EVAL_STEP:-1}. frame (1 = all), ONNX Runtime CPU:"
+    "${mk[@]}" eval --size "$size" --frames "$work/vtest-$size.rgb" --step "${EVAL_STEP:-1}" \
+        --ref "$fp32" --model "$output" --json "$work/eval-$size.json"
+done
