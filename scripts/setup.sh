@@ -109,6 +109,9 @@ model=$YA_REPO_ROOT/models/$MODEL_FILE
 [[ "$(sha256sum "$model" | cut -d' ' -f1)" == "$MODEL_SHA256" ]] ||
     ya_die "$model does not have the expected sha256 $MODEL_SHA256 (a Git LFS pointer or a damaged checkout?)."
 ya_log "Model present: models/$MODEL_FILE (sha256 OK)."
+fp16=$YA_REPO_ROOT/models/$MODEL_FP16_FILE
+[[ -f "$fp16" && "$(sha256sum "$fp16" | cut -d' ' -f1)" == "$MODEL_FP16_SHA256" ]] ||
+    ya_die "$fp16 is missing or does not have the expected sha256 $MODEL_FP16_SHA256 (half-precision uses it; models/make-fp16.sh remakes it)."
 
 # --- 5. Build --------------------------------------------------------------------------------
 if [[ "${YOLOANONYMIZE_SKIP_BUILD:-0}" == 1 ]]; then
