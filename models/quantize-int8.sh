@@ -81,35 +81,8 @@ fi
 log "onnxruntime $("$venv/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__)')"
 
 # --- 2. frames -------------------------------------------------------------------------------
-for el in avidemux avdec_msmpeg4 videoconvert videoscale fdsink; do
-    gst-inspect-1.0 "$el" >/dev/null 2>&1 || die "GStreamer element $el is missing (gstreamer1.0-libav, gstreamer1.0-plugins-base/good)."
-done
-avi=
-# decode_frames WxH: writes $work/vtest-WxH.rgb (raw RGB, all frames) unless it is already there.
-decode_frames() {
-    local w=${1%x*} h=${1#*x} f=$work/vtest-$1.rgb
-    [[ -f "$f" && $(stat -c %s "$f") -eq $((FRAMES * w * h * 3)) ]] && return 0
-    if [[ -z "$avi" ]]; then
-        avi=${VTEST_AVI:-/work/shared/media/vtest.avi}
-        if [[ ! -f "$avi" ]]; then
-            log "Downloading opencv-doc=$VTEST_DEB_VERSION with apt-get download ..."
-            (cd "$work" && apt-get download "opencv-doc=$VTEST_DEB_VERSION") ||
-                die "apt-get download opencv-doc=$VTEST_DEB_VERSION failed (run 'apt-get update' as root, or set VTEST_AVI)."
-            avi=$work/vtest.avi
-            dpkg-deb --fsys-tarfile "$work"/opencv-doc_*.deb |
-                tar -xO ./usr/share/doc/opencv-doc/examples/data/vtest.avi >"$avi"
-            rm -f "$work"/opencv-doc_*.deb
-        fi
-        [[ "$(sha256sum "$avi" | cut -d' ' -f1)" == "$VTEST_SHA256" ]] ||
-            die "$avi does not have the expected sha256 $VTEST_SHA256."
-    fi
-    gst-launch-1.0 -q filesrc location="$avi" ! decodebin ! videoconvert ! videoscale ! \
-        "video/x-raw,format=RGB,width=$w,height=$h" ! fdsink fd=1 >"$f.tmp"
-    [[ $(stat -c %s "$f.tmp") -eq $((FRAMES * w * h * 3)) ]] ||
-        die "decoding $avi gave $(stat -c %s "$f.tmp") bytes, not $FRAMES frames of ${w}x$h RGB."
-    mv "$f.tmp" "$f"
-    log "frames: $f ($FRAMES frames, ${w}x$h RGB)"
-}
+# shellcheck source=models/vtest-frames.sh
+. "$here/vtest-frames.sh"
 decode_frames 640x480
 frames=$work/vtest-640x480.rgb
 

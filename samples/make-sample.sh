@@ -43,20 +43,10 @@ done
     die "$python cannot import GStreamer's Python bindings (Debian: apt-get install python3-gi gir1.2-gstreamer-1.0)."
 
 # --- 1. vtest.avi ----------------------------------------------------------------------------
-if [[ -n "${VTEST_AVI:-}" ]]; then
-    src=$VTEST_AVI
-    [[ -f "$src" ]] || die "VTEST_AVI=$src does not exist."
-else
-    log "Downloading opencv-doc=$VTEST_DEB_VERSION with apt-get download ..."
-    (cd "$work" && apt-get download "opencv-doc=$VTEST_DEB_VERSION") ||
-        die "apt-get download opencv-doc=$VTEST_DEB_VERSION failed (run 'apt-get update' as root, or set VTEST_AVI)."
-    src=$work/vtest.avi
-    dpkg-deb --fsys-tarfile "$work"/opencv-doc_*.deb |
-        tar -xO ./usr/share/doc/opencv-doc/examples/data/vtest.avi >"$src"
-    rm -f "$work"/opencv-doc_*.deb
-fi
-[[ "$(sha256sum "$src" | cut -d' ' -f1)" == "$VTEST_SHA256" ]] ||
-    die "$src does not have the expected sha256 $VTEST_SHA256."
+# shellcheck source=models/vtest-frames.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../models/vtest-frames.sh"
+find_vtest "$work"
+src=$vtest_avi
 log "vtest.avi: $src (sha256 OK)"
 
 # --- 2. Cut and encode -----------------------------------------------------------------------

@@ -323,9 +323,10 @@ pub struct Engine {
     pub model: PathBuf,
     /// Why `half_precision` was not followed, if it was asked for and not followed.
     pub precision_note: Option<String>,
-    /// Whether the ONNX Runtime in use is the GPU build (so a fallback to the CPU is a surprise
-    /// worth a warning, not the expected case).
-    pub gpu_build: bool,
+    /// Whether CUDA was expected to work: the ONNX Runtime in use is the GPU build and an NVIDIA
+    /// driver is installed (so a fallback to the CPU is a surprise worth a warning; on a machine
+    /// without a driver it is the expected case).
+    pub cuda_expected: bool,
 }
 
 impl fmt::Debug for Engine {
@@ -545,9 +546,10 @@ impl Engine {
             provider_note,
             model,
             precision_note,
-            gpu_build: ort_lib
+            cuda_expected: ort_lib
                 .parent()
-                .is_some_and(|d| d.join("libonnxruntime_providers_cuda.so").exists()),
+                .is_some_and(|d| d.join("libonnxruntime_providers_cuda.so").exists())
+                && ort::util::preload_dylib("libcuda.so.1").is_ok(),
         })
     }
 

@@ -1316,8 +1316,9 @@ impl BaseTransformImpl for YoloAnonymize {
                 if let Some(note) = &engine.precision_note {
                     gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", note));
                 }
-                // With the GPU runtime installed, running on the CPU is worth a warning.
-                if let (Some(note), true) = (&engine.provider_note, engine.gpu_build) {
+                // With the GPU runtime and a driver installed, running on the CPU is worth a
+                // warning.
+                if let (Some(note), true) = (&engine.provider_note, engine.cuda_expected) {
                     gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", note));
                 }
                 gst::info!(
