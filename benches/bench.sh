@@ -368,13 +368,14 @@ yolo_props() { # yolo_props INDEX -> the element's properties, one per line
     return 0
 }
 
-# Reference runs for coverage (untimed): the default model at input-size=640 on every frame, one
-# frame per batch, and only what the detector itself reports (hold-frames=0: no tracking).
+# Reference runs for coverage (untimed): the default model in float32 on ONNX Runtime's CPU
+# provider (device=cpu: not OpenVINO's bfloat16) at input-size=640 on every frame, one frame per
+# batch, and only what the detector itself reports (hold-frames=0: no tracking).
 if [[ $has_detections_file == 1 ]]; then
     for size in "${coverage_sizes[@]}"; do
         note "reference run for coverage at $size"
         gst-launch-1.0 -m filesrc location="${clip[$size]}" ! decodebin ! \
-            yoloanonymize input-size=640 batch-size=1 hold-frames=0 detect-interval=1 detections-file="$rundir/ref-$size.jsonl" ! \
+            yoloanonymize device=cpu input-size=640 batch-size=1 hold-frames=0 detect-interval=1 detections-file="$rundir/ref-$size.jsonl" ! \
             fakesink sync=false >"$rundir/ref-$size.log" 2>&1 ||
             die "reference run failed, see $rundir/ref-$size.log"
     done

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs the ONNX Runtime CPU shared library that yoloanonymize loads at run time, taken from the
+# Installs the ONNX Runtime shared library that yoloanonymize loads at run time, taken from the
 # official PyPI wheel (pinned in scripts/versions.env and checked against its sha256), into
 # <deps>/onnxruntime/ (default <repo>/.deps/onnxruntime/):
 #   libonnxruntime.so.<version>, libonnxruntime.so.1 and libonnxruntime.so (symlinks),
 #   libonnxruntime_providers_shared.so, LICENSE, ThirdPartyNotices.txt, .stamp
+# With --openvino: the onnxruntime-openvino wheel into <deps>/onnxruntime-openvino/, with the
+# OpenVINO execution provider and OpenVINO's own libraries (every lib*.so* of the wheel).
 # Does nothing when that is already in place with the recorded content.
 #
-# Usage: scripts/fetch-ort.sh [--force]
+# Usage: scripts/fetch-ort.sh [--openvino] [--force]
 # Environment: YOLOANONYMIZE_DEPS_DIR  where to put wheels/ and onnxruntime/ (default <repo>/.deps)
 #              PYTHON                  Python interpreter with pip (default python3)
 set -euo pipefail
@@ -16,9 +18,14 @@ YA_LOG_TAG=fetch-ort
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 force=0
+flavour=onnxruntime
 for arg in "$@"; do
     case "$arg" in
     --force) force=1 ;;
+    --openvino)
+        flavour=onnxruntime-openvino
+        ORT_VERSION=$ORT_OPENVINO_VERSION ORT_WHEEL=$ORT_OPENVINO_WHEEL ORT_WHEEL_SHA256=$ORT_OPENVINO_WHEEL_SHA256
+        ;;
     -h | --help)
         sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
@@ -29,7 +36,7 @@ done
 
 deps_dir=${YOLOANONYMIZE_DEPS_DIR:-$YA_REPO_ROOT/.deps}
 wheel_dir=$deps_dir/wheels
-ort_dir=$deps_dir/onnxruntime
+ort_dir=$deps_dir/$flavour
 lib_name=libonnxruntime.so.$ORT_VERSION
 stamp=$ort_dir/.stamp
 python=${PYTHON:-python3}
@@ -76,16 +83,16 @@ else
             --no-deps --only-binary=:all: --progress-bar off \
             --platform "$ORT_WHEEL_PLATFORM" --python-version "$ORT_WHEEL_PYTHON_VERSION" \
             --implementation "$ORT_WHEEL_IMPLEMENTATION" \
-            "onnxruntime==$ORT_VERSION" -d "$wheel_dir"
+            "$flavour==$ORT_VERSION" -d "$wheel_dir"
     }
     if ! pip_out=$(pip_download env 2>&1); then
         if grep -qi 'externally-managed-environment' <<<"$pip_out"; then
             ya_log "pip refused because of PEP 668; retrying the download with PIP_BREAK_SYSTEM_PACKAGES=1 (nothing gets installed)."
             pip_out=$(pip_download env PIP_BREAK_SYSTEM_PACKAGES=1 2>&1) ||
-                { printf '%s\n' "$pip_out" >&2; ya_die "pip could not download onnxruntime==$ORT_VERSION."; }
+                { printf '%s\n' "$pip_out" >&2; ya_die "pip could not download $flavour==$ORT_VERSION."; }
         else
             printf '%s\n' "$pip_out" >&2
-            ya_die "pip could not download onnxruntime==$ORT_VERSION (is https://pypi.org reachable?)."
+            ya_die "pip could not download $flavour==$ORT_VERSION (is https://pypi.org reachable?)."
         fi
     fi
     printf '%s\n' "$pip_out" | sed 's/^/    /'
@@ -100,7 +107,7 @@ else
 fi
 
 # Extract into a temporary directory next to the destination, then swap it in.
-tmp_dir=$(mktemp -d "$deps_dir/onnxruntime.tmp.XXXXXX")
+tmp_dir=$(mktemp -d "$deps_dir/$flavour.tmp.XXXXXX")
 trap 'rm -rf "$tmp_dir"' EXIT
 "$python" - "$wheel_dir/$ORT_WHEEL" "$tmp_dir" "$lib_name" <<'PY'
 import os, shutil, sys, zipfile
@@ -114,6 +121,12 @@ members = {
 }
 with zipfile.ZipFile(wheel) as z:
     names = set(z.namelist())
+    # Every other shared library of the wheel (execution providers, OpenVINO and its plugins,
+    # which find each other through their $ORIGIN rpath); not the Python module.
+    for n in names:
+        base = n.rsplit("/", 1)[-1]
+        if n.startswith("onnxruntime/capi/lib") and ".so" in base and n not in members:
+            members[n] = (base, 0o755)
     missing = [m for m in members if m not in names]
     if missing:
         sys.exit("fetch-ort: not in the wheel: " + ", ".join(missing))
@@ -137,4 +150,4 @@ chmod 755 "$tmp_dir"
 rm -rf "$ort_dir"
 mv "$tmp_dir" "$ort_dir"
 trap - EXIT
-ya_log "Installed ONNX Runtime $ORT_VERSION into $ort_dir (libonnxruntime.so -> $lib_name)."
+ya_log "Installed ONNX Runtime $ORT_VERSION ($flavour) into $ort_dir (libonnxruntime.so -> $lib_name)."

@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ort::environment::Environment;
-use ort::ep;
+use ort::ep::{self, ArbitrarilyConfigurableExecutionProvider};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{TensorElementType, TensorRef, ValueType};
@@ -20,6 +20,8 @@ use crate::decode::POSE_CHANNELS;
 pub const ORT_VERSION: &str = "1.31.1";
 /// The command that installs the CUDA runtime beside the GPU build of ONNX Runtime.
 pub const GPU_SETUP_HINT: &str = "run `scripts/setup-gpu.sh` from the yoloanonymize source tree (it installs the onnxruntime-gpu library and the NVIDIA CUDA 13 runtime wheels into .deps/onnxruntime-gpu/)";
+/// The command that installs the OpenVINO build of ONNX Runtime.
+pub const OPENVINO_SETUP_HINT: &str = "run `scripts/setup.sh` from the yoloanonymize source tree (it installs the onnxruntime-openvino build into .deps/onnxruntime-openvino/), or set ORT_DYLIB_PATH to its libonnxruntime.so";
 /// The command that installs it.
 pub const SETUP_HINT: &str = "run `scripts/setup.sh` from the yoloanonymize source tree (it installs the ONNX Runtime library from the `onnxruntime` wheel), or set ORT_DYLIB_PATH to a libonnxruntime.so";
 
@@ -31,6 +33,8 @@ pub enum Device {
     Cpu,
     /// CUDA on the given device index.
     Cuda(i32),
+    /// The OpenVINO execution provider on the CPU.
+    OpenVino,
 }
 
 impl Device {
@@ -41,10 +45,11 @@ impl Device {
             "auto" | "" => Ok(Device::Auto),
             "cpu" => Ok(Device::Cpu),
             "cuda" | "gpu" => Ok(Device::Cuda(0)),
+            "openvino" => Ok(Device::OpenVino),
             _ => match s.strip_prefix("cuda:").map(str::parse::<i32>) {
                 Some(Ok(n)) if n >= 0 => Ok(Device::Cuda(n)),
                 _ => Err(format!(
-                    "unknown device '{s}': use auto, cpu, cuda or cuda:N"
+                    "unknown device '{s}': use auto, cpu, openvino, cuda or cuda:N"
                 )),
             },
         }
@@ -57,6 +62,7 @@ impl fmt::Display for Device {
             Device::Auto => write!(f, "auto"),
             Device::Cpu => write!(f, "cpu"),
             Device::Cuda(n) => write!(f, "cuda:{n}"),
+            Device::OpenVino => write!(f, "openvino"),
         }
     }
 }
@@ -120,7 +126,7 @@ impl std::error::Error for EngineError {}
 /// `ORT_DYLIB_PATH` alone when it is set (the user chose that file); otherwise each of `extra_dirs` (the element passes the plugin's own directory); the
 /// path baked in at build time from `YOLOANONYMIZE_ORT_LIB` (set by meson); the source tree's
 /// `.deps/onnxruntime/` filled by `scripts/setup.sh`; then the system library directories.
-pub fn library_candidates(extra_dirs: &[PathBuf]) -> Vec<PathBuf> {
+pub fn library_candidates(extra_dirs: &[PathBuf], prefer_gpu: bool) -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         return vec![PathBuf::from(p)];
     }
@@ -131,9 +137,13 @@ pub fn library_candidates(extra_dirs: &[PathBuf]) -> Vec<PathBuf> {
     if let Some(p) = option_env!("YOLOANONYMIZE_ORT_LIB") {
         c.push(PathBuf::from(p));
     }
-    // The GPU build (scripts/setup-gpu.sh) runs on the CPU as well, so it comes first.
+    // The GPU build (scripts/setup-gpu.sh) when CUDA is wanted and may work; else the OpenVINO
+    // build (faster on the CPU, see the README's Performance); else the plain CPU build.
     let deps = Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps");
-    c.push(deps.join("onnxruntime-gpu/libonnxruntime.so"));
+    if prefer_gpu {
+        c.push(deps.join("onnxruntime-gpu/libonnxruntime.so"));
+    }
+    c.push(deps.join("onnxruntime-openvino/libonnxruntime.so"));
     c.push(deps.join("onnxruntime/libonnxruntime.so"));
     for d in [
         "/usr/local/lib",
@@ -150,12 +160,15 @@ static ENVIRONMENT: Mutex<Option<(Environment, PathBuf)>> = Mutex::new(None);
 
 /// Loads ONNX Runtime once per process (the first candidate that exists) and returns its
 /// environment. A failure is not cached: a later call tries again.
-pub fn environment(extra_dirs: &[PathBuf]) -> Result<(Environment, PathBuf), EngineError> {
+pub fn environment(
+    extra_dirs: &[PathBuf],
+    prefer_gpu: bool,
+) -> Result<(Environment, PathBuf), EngineError> {
     let mut env = ENVIRONMENT.lock();
     if let Some(e) = env.as_ref() {
         return Ok(e.clone());
     }
-    let candidates = library_candidates(extra_dirs);
+    let candidates = library_candidates(extra_dirs, prefer_gpu);
     let found = candidates.iter().find(|p| p.exists());
     let Some(path) = found else {
         let list: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
@@ -300,6 +313,8 @@ pub struct EngineConfig {
     pub library_dirs: Vec<PathBuf>,
     /// Run the float16 variant of the model ([`fp16_variant`]) when the provider is CUDA.
     pub half_precision: bool,
+    /// On OpenVINO, let it compute in bfloat16 where the CPU supports it.
+    pub openvino_bf16: bool,
 }
 
 /// The network's input size when the model fixes it (otherwise height and width are dynamic).
@@ -416,7 +431,14 @@ impl Engine {
             path: cfg.model.clone(),
             reason: e.to_string(),
         })?;
-        let (env, ort_lib) = environment(&cfg.library_dirs)?;
+        // ONNX Runtime is loaded once per process, by the first element: its device decides
+        // whether the GPU build is wanted (device=cuda, or auto where an NVIDIA driver is).
+        let prefer_gpu = match cfg.device {
+            Device::Cuda(_) => true,
+            Device::Auto => ort::util::preload_dylib("libcuda.so.1").is_ok(),
+            Device::Cpu | Device::OpenVino => false,
+        };
+        let (env, ort_lib) = environment(&cfg.library_dirs, prefer_gpu)?;
         let threads = if cfg.threads == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -443,7 +465,7 @@ impl Engine {
                 .map_err(lib_err)
         };
         let cuda_id = match cfg.device {
-            Device::Cpu => None,
+            Device::Cpu | Device::OpenVino => None,
             Device::Auto => Some(0),
             Device::Cuda(n) => Some(n),
         };
@@ -500,15 +522,53 @@ impl Engine {
                 }
             }
         }
-        let mut precision_note = None;
+        if session.is_none() && matches!(cfg.device, Device::Auto | Device::OpenVino) {
+            let dir = ort_lib.parent().unwrap_or(Path::new("."));
+            if !dir.join("libonnxruntime_providers_openvino.so").exists() {
+                let why = format!(
+                    "the ONNX Runtime in use ({}) has no OpenVINO execution provider (libonnxruntime_providers_openvino.so); {OPENVINO_SETUP_HINT}",
+                    ort_lib.display()
+                );
+                if cfg.device == Device::OpenVino {
+                    provider_note = Some(unavailable(why)?);
+                }
+            } else {
+                let mut builder = new_builder()?;
+                let mut ov = ep::OpenVINO::default()
+                    .with_device_type("CPU")
+                    .with_num_threads(threads);
+                if cfg.openvino_bf16 {
+                    ov = ov.with_arbitrary_config(
+                        "load_config",
+                        r#"{"CPU":{"INFERENCE_PRECISION_HINT":"bf16"}}"#,
+                    );
+                }
+                let committed = ov
+                    .build()
+                    .error_on_failure()
+                    .register(&mut builder)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        builder
+                            .commit_from_file(&cfg.model)
+                            .map_err(|e| e.to_string())
+                    });
+                match committed {
+                    Ok(s) => session = Some((s, "openvino".to_string(), cfg.model.clone())),
+                    Err(e) => {
+                        let why = format!("OpenVINO could not start a session: {e}");
+                        let note = unavailable(why)?;
+                        provider_note = Some(match provider_note {
+                            Some(n) => format!("{n}; {note}"),
+                            None => note,
+                        });
+                    }
+                }
+            }
+        }
         let (session, provider, model) = match session {
             Some(s) => s,
             None => {
-                if cfg.half_precision {
-                    precision_note = Some(
-                        "half-precision=true does not help on the CPU: ONNX Runtime has no float16 convolutions there and computes them in float32 (models/README-fp16.md); keeping the float32 model".to_string(),
-                    );
-                }
                 let s = new_builder()?.commit_from_file(&cfg.model).map_err(|e| {
                     EngineError::ModelLoad {
                         path: cfg.model.clone(),
@@ -518,6 +578,9 @@ impl Engine {
                 (s, "cpu".to_string(), cfg.model.clone())
             }
         };
+        let precision_note = (cfg.half_precision && !provider.starts_with("cuda")).then(|| {
+            "half-precision=true does not help on the CPU: ONNX Runtime has no float16 convolutions there and computes them in float32 (models/README-fp16.md); keeping the float32 model".to_string()
+        });
         let ins: Vec<_> = session
             .inputs()
             .iter()
@@ -663,7 +726,7 @@ mod tests {
 
     #[test]
     fn candidates_search_the_plugin_dir_before_the_source_tree() {
-        let c = library_candidates(&[PathBuf::from("/plugin/dir")]);
+        let c = library_candidates(&[PathBuf::from("/plugin/dir")], true);
         let plugin = c
             .iter()
             .position(|p| p == Path::new("/plugin/dir/libonnxruntime.so"))

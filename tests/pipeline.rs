@@ -101,6 +101,7 @@ fn detections_of(model: &Path, frames: &[Frame]) -> Vec<Vec<Detection>> {
         threads: 0,
         library_dirs: Vec::new(),
         half_precision: false,
+        openvino_bf16: false,
     })
     .unwrap();
     let mut pre = Preprocessor::default();
