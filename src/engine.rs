@@ -288,6 +288,19 @@ pub fn check_cuda(ort_lib: &Path) -> Result<(), String> {
     r
 }
 
+/// Whether this CPU has bfloat16 instructions (OpenVINO computes in bfloat16 only then).
+pub fn cpu_has_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bf16")
+            || std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains(" amx_bf16"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// The float16 variant of `model` that `half-precision` runs: `<stem>-fp16.onnx` beside it (the
 /// model itself when its name already ends in `-fp16.onnx`).
 pub fn fp16_variant(model: &Path) -> PathBuf {
@@ -338,6 +351,9 @@ pub struct Engine {
     pub model: PathBuf,
     /// Why `half_precision` was not followed, if it was asked for and not followed.
     pub precision_note: Option<String>,
+    /// The session computes in reduced precision: float16 on CUDA (`half_precision`) or
+    /// bfloat16 on OpenVINO (`openvino_bf16`, on a CPU with bfloat16 instructions).
+    pub reduced_precision: bool,
     /// Whether CUDA was expected to work: the ONNX Runtime in use is the GPU build and an NVIDIA
     /// driver is installed (so a fallback to the CPU is a surprise worth a warning; on a machine
     /// without a driver it is the expected case).
@@ -601,12 +617,15 @@ impl Engine {
             path: model.clone(),
             reason,
         })?;
+        let reduced_precision = (provider.starts_with("cuda") && cfg.half_precision)
+            || (provider == "openvino" && cfg.openvino_bf16 && cpu_has_bf16());
         Ok(Self {
             session,
             input_name: ins[0].0.clone(),
             input_shape,
             provider,
             provider_note,
+            reduced_precision,
             model,
             precision_note,
             cuda_expected: ort_lib

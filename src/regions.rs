@@ -125,6 +125,9 @@ pub struct RegionParams {
     pub margin: f32,
     /// Visibility above which a keypoint is trusted.
     pub keypoint_threshold: f32,
+    /// Frame pixels added on each side after the margin (the element sets it when the model
+    /// runs in reduced precision, to absorb its sub-pixel keypoint jitter).
+    pub pad: f32,
 }
 
 const NOSE: usize = 0;
@@ -170,10 +173,12 @@ pub fn head_size(det: &Detection, kp_thr: f32) -> f32 {
 /// Regions to redact for one detection, in frame pixels (not yet clipped).
 pub fn regions_for(det: &Detection, params: &RegionParams, out: &mut Vec<Region>) {
     let margin = params.margin.max(0.0);
+    let pad = params.pad.max(0.0);
     let mut push = |kind: RegionKind, rect: Rect| {
+        let r = rect.expand(margin);
         out.push(Region {
             kind,
-            rect: rect.expand(margin),
+            rect: Rect::new(r.x0 - pad, r.y0 - pad, r.x1 + pad, r.y1 + pad),
             score: det.score,
         });
     };
@@ -380,6 +385,7 @@ mod tests {
             targets: TARGET_EYES | TARGET_BODY,
             margin: 0.0,
             keypoint_threshold: 0.5,
+            pad: 0.0,
         };
         regions_for(&d, &p, &mut out);
         assert_eq!(out.len(), 2);
@@ -389,6 +395,9 @@ mod tests {
         out.clear();
         regions_for(&d, &RegionParams { margin: 0.5, ..p }, &mut out);
         assert_eq!(out[0].rect, Rect::new(70.0, 0.0, 190.0, 400.0));
+        out.clear();
+        regions_for(&d, &RegionParams { pad: 2.0, ..p }, &mut out);
+        assert_eq!(out[0].rect, Rect::new(98.0, 98.0, 162.0, 302.0));
     }
 
     #[test]

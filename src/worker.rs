@@ -148,6 +148,8 @@ pub struct ServerInfo {
     pub provider: String,
     /// Why the provider is not the one asked for, if it is not.
     pub provider_note: Option<String>,
+    /// The model runs in reduced precision (bfloat16 or float16).
+    pub reduced_precision: bool,
     /// The network's fixed batch, height and width, when the model fixes them.
     pub fixed_batch: Option<usize>,
     pub fixed_hw: Option<(usize, usize)>,

@@ -63,6 +63,8 @@ const DEFAULT_HOLD_FRAMES: u32 = 8;
 const DEFAULT_DETECT_INTERVAL: u32 = 1;
 const DEFAULT_SHARED_WORKER: &str = "auto";
 const DEFAULT_OPENVINO_BF16: bool = true;
+/// Network pixels added around every region when the model runs in reduced precision.
+const REDUCED_PRECISION_PAD: f32 = 2.0;
 /// Batches handed to the worker and not yet returned, beyond the one being collected.
 const MAX_IN_FLIGHT: usize = 1;
 
@@ -129,6 +131,7 @@ impl Settings {
             targets: self.targets.bits(),
             margin: self.margin as f32,
             keypoint_threshold: self.keypoint_threshold as f32,
+            pad: 0.0,
         }
     }
 
@@ -182,6 +185,9 @@ struct State {
     /// The most images the model takes at once, when fixed.
     fixed_batch: Option<usize>,
     provider: String,
+    /// The model runs in reduced precision (bfloat16 on OpenVINO, float16 on CUDA): regions are
+    /// padded (see `REDUCED_PRECISION_PAD`).
+    reduced_precision: bool,
     /// Negotiated input, set by `set_caps`.
     video: Option<(gst_video::VideoInfo, PixelFormat, Letterbox)>,
     /// Frames of the batch being collected; those to analyse are already written into `tensor`.
@@ -611,7 +617,7 @@ impl YoloAnonymize {
         detections: Result<Vec<Vec<Detection>>, String>,
     ) -> Result<(), gst::FlowError> {
         // Copy out what this batch needs, once, without cloning the paths in the settings.
-        let (rp, xp, tp, on_failure) = {
+        let (mut rp, xp, tp, on_failure) = {
             let s = self.settings.lock();
             (
                 s.region_params(),
@@ -620,7 +626,13 @@ impl YoloAnonymize {
                 s.on_failure,
             )
         };
-        let (info, format, _) = state.video.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let (info, format, lb) = state.video.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        if state.reduced_precision {
+            // Reduced precision moves keypoints by up to about a network pixel (measured with
+            // OpenVINO's bfloat16 against float32 on vtest.avi): every region grows by
+            // REDUCED_PRECISION_PAD network pixels on each side, in frame pixels.
+            rp.pad = REDUCED_PRECISION_PAD / lb.scale.max(f32::EPSILON);
+        }
         let failure = detections.as_ref().err().cloned();
         let n = frames.len();
         if let Some(why) = &failure {
@@ -1323,6 +1335,7 @@ impl BaseTransformImpl for YoloAnonymize {
                         .chain(engine.precision_note.iter())
                         .cloned()
                         .reduce(|a, b| format!("{a}; {b}")),
+                    reduced_precision: engine.reduced_precision,
                     fixed_batch: engine.input_shape.batch,
                     fixed_hw: engine.input_shape.height.zip(engine.input_shape.width),
                 };
@@ -1456,6 +1469,7 @@ impl BaseTransformImpl for YoloAnonymize {
             fixed_hw: shape.as_ref().and_then(|s| s.fixed_hw),
             fixed_batch: shape.as_ref().and_then(|s| s.fixed_batch),
             provider,
+            reduced_precision: shape.as_ref().is_some_and(|s| s.reduced_precision),
             video: None,
             collecting: Vec::new(),
             seen: 0,
