@@ -77,7 +77,8 @@ RUN YOLOANONYMIZE_ORT_LIB=/usr/local/lib/x86_64-linux-gnu/yoloanonymize/libonnxr
     cargo build --release --locked --offline --lib --bin yoloanonymize-cli \
     && ls -l target/release/libgstyoloanonymize.so target/release/yoloanonymize-cli
 
-# --- ort: the ONNX Runtime CPU library from its pinned PyPI wheel (scripts/fetch-ort.sh) --------
+# --- ort: ONNX Runtime's OpenVINO build (the onnxruntime-openvino wheel, pinned; it has the CPU
+# provider too), as on a host after scripts/setup.sh, from scripts/fetch-ort.sh --openvino --------
 FROM ${BASE_IMAGE} AS ort
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
@@ -87,12 +88,12 @@ WORKDIR /src
 COPY scripts/common.sh scripts/fetch-ort.sh scripts/versions.env scripts/
 RUN --mount=type=secret,id=cacert if [ -s /run/secrets/cacert ]; then export SSL_CERT_FILE=/run/secrets/cacert \
         CURL_CA_BUNDLE=/run/secrets/cacert CARGO_HTTP_CAINFO=/run/secrets/cacert PIP_CERT=/run/secrets/cacert; fi \
-    && YOLOANONYMIZE_DEPS_DIR=/opt/deps bash scripts/fetch-ort.sh \
+    && YOLOANONYMIZE_DEPS_DIR=/opt/deps bash scripts/fetch-ort.sh --openvino \
     && lib=/opt/install/lib/x86_64-linux-gnu/yoloanonymize doc=/opt/install/share/doc/gst-plugin-yoloanonymize \
     && mkdir -p "$lib" "$doc" \
-    && cp -a /opt/deps/onnxruntime/libonnxruntime* "$lib/" \
-    && cp /opt/deps/onnxruntime/LICENSE "$doc/onnxruntime-LICENSE" \
-    && cp /opt/deps/onnxruntime/ThirdPartyNotices.txt "$doc/onnxruntime-ThirdPartyNotices.txt" \
+    && cp -a /opt/deps/onnxruntime-openvino/lib* "$lib/" \
+    && cp /opt/deps/onnxruntime-openvino/LICENSE "$doc/onnxruntime-LICENSE" \
+    && cp /opt/deps/onnxruntime-openvino/ThirdPartyNotices.txt "$doc/onnxruntime-ThirdPartyNotices.txt" \
     && ls -lR /opt/install
 
 # --- runtime ------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 # Safe to run again: whatever is already in place is left alone.
 #   1. installs the Debian packages it needs that are missing (apt-get; sudo when not root)
 #   2. checks for Rust >= RUST_MIN_VERSION (cargo on PATH or in ~/.cargo/bin)
-#   3. installs the ONNX Runtime CPU library into .deps/onnxruntime/ (scripts/fetch-ort.sh)
+#   3. installs the ONNX Runtime CPU library into .deps/onnxruntime/ and its OpenVINO build (faster
+#      on the CPU; preferred by the element) into .deps/onnxruntime-openvino/ (scripts/fetch-ort.sh)
 #   4. checks the bundled model
 #   5. builds the plugin: cargo build --release -> target/release/libgstyoloanonymize.so
 # After this, nothing needs to be exported: the plugin finds .deps/onnxruntime/libonnxruntime.so
@@ -102,6 +103,7 @@ ya_log "Rust: $(rustc --version) at $(command -v rustc); $(cargo --version)."
 
 # --- 3. ONNX Runtime -------------------------------------------------------------------------
 bash "$YA_REPO_ROOT/scripts/fetch-ort.sh"
+bash "$YA_REPO_ROOT/scripts/fetch-ort.sh" --openvino
 
 # --- 4. Model --------------------------------------------------------------------------------
 model=$YA_REPO_ROOT/models/$MODEL_FILE

@@ -453,6 +453,8 @@ fn explicit_cuda_without_cuda_is_an_error_and_auto_falls_back() {
 fn child_gpu_build_without_driver() {
     let e = start_error(&[("device", &"cuda")]);
     println!("CHILD-CUDA-ERROR: {e}");
+    let e = start_error(&[("device", &"openvino")]);
+    println!("CHILD-OPENVINO-ERROR: {e}");
     let el = element(&[("device", &"auto")]);
     let run = run_pipeline(&el, caps(), vec![frame(0), frame(1)]);
     println!(
@@ -513,6 +515,14 @@ fn gpu_build_without_the_cuda_runtime_names_each_missing_library() {
         assert!(e.contains(lib), "{lib} not in {e}");
     }
     assert!(!e.contains("CPU-only"), "{e}");
+    // This stand-in has no OpenVINO provider either: device=openvino says so and what to run.
+    let e = line("CHILD-OPENVINO-ERROR");
+    assert!(
+        e.contains("device=openvino was asked for")
+            && e.contains("libonnxruntime_providers_openvino.so")
+            && e.contains("scripts/setup.sh"),
+        "{e}"
+    );
     let auto = line("CHILD-AUTO");
     assert!(
         auto.contains("frames=2 errors=[]")
@@ -874,4 +884,22 @@ fn live_latency_query_reports_max_latency() {
     h.set_live(true);
     h.push(frame(0)).unwrap();
     assert_eq!(h.query_latency(), Some(gst::ClockTime::from_mseconds(500)));
+}
+
+/// scripts/setup.sh installs ONNX Runtime's OpenVINO build, and the element prefers it on the
+/// CPU: device=auto (on a machine without an NVIDIA driver) and device=openvino run on it.
+#[test]
+fn openvino_runs_the_model_when_installed() {
+    if std::env::var_os("ORT_DYLIB_PATH").is_some() {
+        println!("skipped: ORT_DYLIB_PATH chooses the ONNX Runtime library");
+        return;
+    }
+    for device in ["openvino", "auto"] {
+        let el = element(&[("device", &device), ("shared-worker", &"none")]);
+        let run = run_pipeline(&el, caps(), vec![frame(0), frame(1), frame(2)]);
+        assert!(run.errors.is_empty(), "{device}: {:?}", run.errors);
+        assert_eq!(pts_of(&run.frames), pts_of(&[frame(0), frame(1), frame(2)]));
+        let p = run.provider.expect("provider message");
+        assert!(p.contains("provider=openvino "), "{device}: {p}");
+    }
 }
