@@ -676,6 +676,7 @@ mod tests {
         assert_eq!(Device::parse("CPU"), Ok(Device::Cpu));
         assert_eq!(Device::parse("cuda"), Ok(Device::Cuda(0)));
         assert_eq!(Device::parse("cuda:3"), Ok(Device::Cuda(3)));
+        assert_eq!(Device::parse("OpenVINO"), Ok(Device::OpenVino));
         assert!(Device::parse("cuda:-1").is_err());
         assert!(
             Device::parse("tpu")
