@@ -681,7 +681,7 @@ mod tests {
         assert!(
             Device::parse("tpu")
                 .unwrap_err()
-                .contains("auto, cpu, cuda or cuda:N")
+                .contains("auto, cpu, openvino, cuda or cuda:N")
         );
         assert_eq!(Device::Cuda(2).to_string(), "cuda:2");
     }
