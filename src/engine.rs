@@ -447,13 +447,11 @@ impl Engine {
             path: cfg.model.clone(),
             reason: e.to_string(),
         })?;
-        // ONNX Runtime is loaded once per process, by the first element: its device decides
-        // whether the GPU build is wanted (device=cuda, or auto where an NVIDIA driver is).
-        let prefer_gpu = match cfg.device {
-            Device::Cuda(_) => true,
-            Device::Auto => ort::util::preload_dylib("libcuda.so.1").is_ok(),
-            Device::Cpu | Device::OpenVino => false,
-        };
+        // ONNX Runtime is loaded once per process, by the first element: the GPU build is
+        // wanted when CUDA may be used (device=cuda or auto) and can be (an NVIDIA driver is
+        // installed); otherwise the OpenVINO build serves the CPU better.
+        let prefer_gpu = matches!(cfg.device, Device::Cuda(_) | Device::Auto)
+            && ort::util::preload_dylib("libcuda.so.1").is_ok();
         let (env, ort_lib) = environment(&cfg.library_dirs, prefer_gpu)?;
         let threads = if cfg.threads == 0 {
             std::thread::available_parallelism()
