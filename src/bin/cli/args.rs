@@ -54,7 +54,7 @@ pub struct Cli {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=32), default_value_t = 4)]
     pub batch_size: u32,
 
-    /// Execution provider: auto (CUDA if available, else CPU), cpu, cuda or cuda:N
+    /// Execution provider: auto (CUDA if available, else OpenVINO on the CPU if installed, else CPU), cpu, openvino, cuda or cuda:N
     #[arg(long, value_parser = parse_device, default_value = "auto")]
     pub device: String,
 
@@ -252,15 +252,15 @@ fn parse_model(s: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Parses `--device`: `auto`, `cpu`, `cuda` or `cuda:N`.
+/// Parses `--device`: `auto`, `cpu`, `openvino`, `cuda` or `cuda:N`.
 fn parse_device(s: &str) -> Result<String, String> {
-    let ok = matches!(s, "auto" | "cpu" | "cuda")
+    let ok = matches!(s, "auto" | "cpu" | "openvino" | "cuda")
         || s.strip_prefix("cuda:")
             .is_some_and(|n| n.parse::<u32>().is_ok());
     if ok {
         Ok(s.to_owned())
     } else {
-        Err("expected auto, cpu, cuda or cuda:N".to_owned())
+        Err("expected auto, cpu, openvino, cuda or cuda:N".to_owned())
     }
 }
 
