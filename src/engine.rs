@@ -243,9 +243,7 @@ pub fn check_cuda(ort_lib: &Path) -> Result<(), String> {
     let driver = ort::util::preload_dylib("libcuda.so.1").is_ok();
     for (name, required, what) in CUDA_LIBRARIES {
         let local = dir.join(name);
-        let r = if *name == "libcuda.so.1" && driver {
-            Ok(())
-        } else if !driver && local.exists() {
+        let r = if (*name == "libcuda.so.1" && driver) || (!driver && local.exists()) {
             Ok(())
         } else if local.exists() {
             ort::util::preload_dylib(&local)
