@@ -56,18 +56,19 @@ impl Infer for Engine {
         self.run(input, shape, out).map_err(|e| e.to_string())
     }
 
-    /// A model with a fixed batch never takes merged runs. On the CPU a run holds no more than a
-    /// full batch: larger runs are not faster per image there, and ONNX Runtime's memory grows
-    /// with the largest run (measured on 768x576: 384 MB resident at batch 4, 633 MB at batch 8),
-    /// so only partial batches (detect-interval, live time-outs, drains) are put together. On
-    /// CUDA, batches of all streams run together, up to [`MAX_RUN_FRAMES`].
+    /// A model with a fixed batch never takes merged runs. On the CPU (ONNX Runtime's provider
+    /// or OpenVINO's) a run holds no more than a full batch: larger runs are not faster per image
+    /// there, and the working memory grows with the largest run (measured on 768x576: 384 MB
+    /// resident at batch 4, 633 MB at batch 8), so only partial batches (detect-interval, live
+    /// time-outs, drains) are put together. On CUDA, batches of all streams run together, up to
+    /// [`MAX_RUN_FRAMES`].
     fn merge_limit(&self, batch_size: usize) -> usize {
         if self.input_shape.batch.is_some() {
             0
-        } else if self.provider == "cpu" {
-            batch_size
-        } else {
+        } else if self.provider.starts_with("cuda") {
             MAX_RUN_FRAMES
+        } else {
+            batch_size
         }
     }
 }
