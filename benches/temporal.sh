@@ -5,8 +5,9 @@
 #
 #   benches/temporal.sh [--frames N] [--input FILE] [--workdir DIR]
 #
-# Reference: the default model at input-size=640, every frame, batch-size=1, hold-frames=0 (only
-# what the detector reports), targets=eyes+face. Each configuration runs element-only
+# Reference: the default model in float32 on ONNX Runtime's CPU provider (device=cpu), at
+# input-size=640, every frame, batch-size=1, hold-frames=0 (only what the detector reports),
+# targets=eyes+face. Each configuration runs element-only
 # (decodebin ! yoloanonymize targets=eyes+face ... ! fakesink), timed by wall clock, with its own
 # detections-file; a reference region counts as covered when >= 95% of its area lies inside the
 # union of the configuration's redacted regions in that frame (benches/coverage.py).
@@ -50,7 +51,7 @@ run() { # NAME PROPS -> prints nanoseconds
     echo $((t1 - t0))
 }
 
-run reference "batch-size=1 hold-frames=0 detect-interval=1 input-size=640" >/dev/null
+run reference "device=cpu batch-size=1 hold-frames=0 detect-interval=1 input-size=640" >/dev/null
 printf '\n| configuration | frames/s | eye regions covered | frames with an uncovered eye region | face regions covered | frames with an uncovered face region |\n|---|---|---|---|---|---|\n'
 for cfg in "hold-frames=0" "default" "detect-interval=2" "detect-interval=4"; do
     props=$cfg
