@@ -240,7 +240,7 @@ pub fn check_cuda(ort_lib: &Path) -> Result<(), String> {
     }
     // Without the driver nothing else can run: the rest is then only looked for, not loaded
     // (the CUDA libraries map gigabytes).
-    let driver = ort::util::preload_dylib("libcuda.so.1").is_ok();
+    let driver = nvidia_driver_present();
     for (name, required, what) in CUDA_LIBRARIES {
         let local = dir.join(name);
         let r = if (*name == "libcuda.so.1" && driver) || (!driver && local.exists()) {
@@ -284,6 +284,14 @@ pub fn check_cuda(ort_lib: &Path) -> Result<(), String> {
     };
     *cached = Some(r.clone());
     r
+}
+
+/// Whether the NVIDIA driver's `libcuda.so.1` can be loaded (it stays loaded). Looked up once per
+/// process: the answer decides which ONNX Runtime build is loaded, whether the CUDA libraries are
+/// loaded, and whether a CPU fallback deserves a warning.
+pub fn nvidia_driver_present() -> bool {
+    static PRESENT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PRESENT.get_or_init(|| ort::util::preload_dylib("libcuda.so.1").is_ok())
 }
 
 /// Whether this CPU has bfloat16 instructions (OpenVINO computes in bfloat16 only then).
@@ -448,8 +456,8 @@ impl Engine {
         // ONNX Runtime is loaded once per process, by the first element: the GPU build is
         // wanted when CUDA may be used (device=cuda or auto) and can be (an NVIDIA driver is
         // installed); otherwise the OpenVINO build serves the CPU better.
-        let prefer_gpu = matches!(cfg.device, Device::Cuda(_) | Device::Auto)
-            && ort::util::preload_dylib("libcuda.so.1").is_ok();
+        let prefer_gpu =
+            matches!(cfg.device, Device::Cuda(_) | Device::Auto) && nvidia_driver_present();
         let (env, ort_lib) = environment(&cfg.library_dirs, prefer_gpu)?;
         let threads = if cfg.threads == 0 {
             std::thread::available_parallelism()
@@ -627,7 +635,7 @@ impl Engine {
             cuda_expected: ort_lib
                 .parent()
                 .is_some_and(|d| d.join("libonnxruntime_providers_cuda.so").exists())
-                && ort::util::preload_dylib("libcuda.so.1").is_ok(),
+                && nvidia_driver_present(),
         })
     }
 

@@ -611,6 +611,21 @@ mod tests {
         }
     }
 
+    /// A server around `infer` outside the registry.
+    fn server<I: Infer>(infer: I) -> Arc<Server> {
+        Server::spawn(infer, String::new(), String::new(), ServerInfo::default()).unwrap()
+    }
+
+    /// An [`Echo`] taking `delay_ms` a run, and the sizes of its runs.
+    fn echo(delay_ms: u64) -> (Echo, Arc<Mutex<Vec<usize>>>) {
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let e = Echo {
+            delay: Duration::from_millis(delay_ms),
+            runs: runs.clone(),
+        };
+        (e, runs)
+    }
+
     fn marked(id: u64, values: &[f32]) -> Job {
         let per = 3 * 64 * 64;
         let mut j = job(id, values.len());
@@ -629,17 +644,8 @@ mod tests {
 
     #[test]
     fn waiting_batches_of_several_clients_run_together_and_return_apart() {
-        let runs = Arc::new(Mutex::new(Vec::new()));
-        let server = Server::spawn(
-            Echo {
-                delay: Duration::from_millis(150),
-                runs: runs.clone(),
-            },
-            "k".into(),
-            "c".into(),
-            ServerInfo::default(),
-        )
-        .unwrap();
+        let (e, runs) = echo(150);
+        let server = server(e);
         let a = Worker::connect(server.clone(), 2);
         let b = Worker::connect(server.clone(), 2);
         assert_eq!(server.clients(), 2);
@@ -665,17 +671,8 @@ mod tests {
 
     #[test]
     fn with_a_batch_size_limit_only_partial_batches_run_together() {
-        let runs = Arc::new(Mutex::new(Vec::new()));
-        let server = Server::spawn(
-            CpuEcho(Echo {
-                delay: Duration::from_millis(150),
-                runs: runs.clone(),
-            }),
-            String::new(),
-            String::new(),
-            ServerInfo::default(),
-        )
-        .unwrap();
+        let (e, runs) = echo(150);
+        let server = server(CpuEcho(e));
         let a = Worker::connect(server.clone(), 4);
         let b = Worker::connect(server.clone(), 4);
         let partial = |id, v: &[f32]| {
@@ -702,18 +699,8 @@ mod tests {
 
     #[test]
     fn a_client_batches_stay_in_order_when_sizes_differ() {
-        let runs = Arc::new(Mutex::new(Vec::new()));
-        let server = Server::spawn(
-            Echo {
-                delay: Duration::from_millis(100),
-                runs: runs.clone(),
-            },
-            String::new(),
-            String::new(),
-            ServerInfo::default(),
-        )
-        .unwrap();
-        let a = Worker::connect(server.clone(), 4);
+        let (e, runs) = echo(100);
+        let a = Worker::connect(server(e), 4);
         a.submit(marked(0, &[1.0])).unwrap();
         std::thread::sleep(Duration::from_millis(30));
         // A different network size (a caps change) between two batches of the same size: the
@@ -729,22 +716,26 @@ mod tests {
 
     #[test]
     fn registry_shares_by_key_and_refuses_a_different_config() {
-        let make = || {
+        let make = |config: &str| {
             Server::spawn(
                 Fake { mode: "ok" },
                 "test-key".into(),
-                "model A on cpu".into(),
+                config.into(),
                 ServerInfo::default(),
             )
             .map_err(|e| e.to_string())
         };
-        let s1 = shared::<String, _>("test-key", "model A on cpu", make).unwrap();
+        let s1 =
+            shared::<String, _>("test-key", "model A on cpu", || make("model A on cpu")).unwrap();
         let s2 = shared::<String, _>("test-key", "model A on cpu", || -> Result<_, String> {
             panic!("must not load twice")
         })
         .unwrap();
         assert!(Arc::ptr_eq(&s1, &s2));
-        let e = shared::<String, _>("test-key", "model B on cuda:0", make).unwrap_err();
+        let e = shared::<String, _>("test-key", "model B on cuda:0", || {
+            make("model B on cuda:0")
+        })
+        .unwrap_err();
         assert!(
             e.contains("model A on cpu") && e.contains("model B on cuda:0"),
             "{e}"
@@ -752,13 +743,7 @@ mod tests {
         drop((s1, s2));
         // Gone with its last holder: the next one loads again.
         let s3 = shared::<String, _>("test-key", "model B on cuda:0", || {
-            Server::spawn(
-                Fake { mode: "ok" },
-                "test-key".into(),
-                "model B on cuda:0".into(),
-                ServerInfo::default(),
-            )
-            .map_err(|e| e.to_string())
+            make("model B on cuda:0")
         })
         .unwrap();
         assert_eq!(s3.config, "model B on cuda:0");
@@ -766,20 +751,7 @@ mod tests {
 
     #[test]
     fn try_submit_refuses_beyond_the_bound() {
-        let runs = Arc::new(Mutex::new(Vec::new()));
-        let w = Worker::connect(
-            Server::spawn(
-                Echo {
-                    delay: Duration::from_millis(200),
-                    runs,
-                },
-                String::new(),
-                String::new(),
-                ServerInfo::default(),
-            )
-            .unwrap(),
-            1,
-        );
+        let w = Worker::connect(server(echo(200).0), 1);
         assert!(w.try_submit(marked(0, &[1.0])).unwrap());
         assert!(w.try_submit(marked(1, &[1.0])).unwrap());
         assert!(!w.try_submit(marked(2, &[1.0])).unwrap());

@@ -481,21 +481,9 @@ fn gpu_build_without_the_cuda_runtime_names_each_missing_library() {
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(&cpu_lib, dir.path().join("libonnxruntime.so")).unwrap();
     std::fs::write(dir.path().join("libonnxruntime_providers_cuda.so"), b"").unwrap();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_gpu_build_without_driver",
-            "--nocapture",
-        ])
-        .env("ORT_DYLIB_PATH", dir.path().join("libonnxruntime.so"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_child(
+        "child_gpu_build_without_driver",
+        &dir.path().join("libonnxruntime.so"),
     );
     let line = |tag: &str| {
         stdout
@@ -608,6 +596,23 @@ fn failed_inference_redacts_whole_frames_and_warns() {
     );
 }
 
+/// Runs the ignored test `name` of this binary in a child process, where ONNX Runtime is not yet
+/// loaded, with ORT_DYLIB_PATH set to `ort_lib`; asserts it succeeded and returns its stdout.
+fn run_child(name: &str, ort_lib: &Path) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", name, "--nocapture"])
+        .env("ORT_DYLIB_PATH", ort_lib)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child {name} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Runs in a child process (see below) so that ONNX Runtime is not yet loaded there.
 #[test]
 #[ignore]
@@ -618,21 +623,9 @@ fn child_missing_library() {
 
 #[test]
 fn missing_onnx_runtime_says_where_it_looked_and_how_to_install() {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_missing_library",
-            "--nocapture",
-        ])
-        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_child(
+        "child_missing_library",
+        Path::new("/nonexistent/libonnxruntime.so"),
     );
     let line = stdout
         .lines()
