@@ -40,20 +40,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 # shellcheck source=scripts/versions.env
 . "$here/../scripts/versions.env" # ORT_VERSION, MODEL_*, MODEL_FP16_*, VTEST_*
 
-# Every package the virtualenv gets, pinned (onnxruntime's and onnx's dependencies included);
-# the same set as quantize-int8.sh, so that one virtualenv serves both.
-PIP_PINS=(
-    "onnxruntime==$ORT_VERSION"
-    onnx==1.23.2
-    numpy==2.4.6
-    sympy==1.14.0 # onnxruntime's dependency; quantize_int8.py (imported for decode/bench) uses it
-    mpmath==1.3.0
-    protobuf==7.36.2
-    flatbuffers==25.12.19
-    ml_dtypes==0.6.0
-    packaging==26.4 # onnxruntime.transformers.float16 imports it
-    typing_extensions==4.16.0
-)
+# shellcheck source=models/tools.sh
+. "$here/tools.sh" # PIP_PINS, ensure_venv, find_vtest, decode_frames
 FRAMES=795
 
 log() { printf '[make-fp16] %s\n' "$*"; }
@@ -75,12 +63,7 @@ log "Working in $work"
 
 # --- 1. virtualenv ---------------------------------------------------------------------------
 venv=$work/venv
-if ! "$venv/bin/python" -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '$ORT_VERSION')" 2>/dev/null ||
-    ! "$venv/bin/python" -c "import onnx, numpy, sympy, packaging" 2>/dev/null; then
-    "$python" -m venv "$venv" || die "could not create a virtualenv (Debian: apt-get install python3-venv)."
-    "$venv/bin/pip" install --only-binary=:all: "${PIP_PINS[@]}"
-fi
-log "onnxruntime $("$venv/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__)'), onnx $("$venv/bin/python" -c 'import onnx; print(onnx.__version__)')"
+ensure_venv "$venv" "$python"
 
 # --- 2. convert, twice -----------------------------------------------------------------------
 mk=("$venv/bin/python" "$here/make_fp16.py")
@@ -101,8 +84,6 @@ fi
 
 # --- 3. checks -------------------------------------------------------------------------------
 [[ "${CHECK:-0}" == 1 ]] || exit 0
-# shellcheck source=models/vtest-frames.sh
-. "$here/vtest-frames.sh"
 decode_frames 640x480
 
 log "What ONNX Runtime's CPU EP does with the fp16 model:"

@@ -37,19 +37,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 # shellcheck source=scripts/versions.env
 . "$here/../scripts/versions.env" # ORT_VERSION, VTEST_DEB_VERSION, VTEST_SHA256
 
-# Every package the virtualenv gets, pinned (onnxruntime's and onnx's dependencies included).
-PIP_PINS=(
-    "onnxruntime==$ORT_VERSION"
-    onnx==1.23.2
-    numpy==2.4.6
-    sympy==1.14.0 # symbolic shape inference in quant_pre_process
-    mpmath==1.3.0
-    protobuf==7.36.2
-    flatbuffers==25.12.19
-    ml_dtypes==0.6.0
-    packaging==26.4
-    typing_extensions==4.16.0
-)
+# shellcheck source=models/tools.sh
+. "$here/tools.sh" # PIP_PINS, ensure_venv, find_vtest, decode_frames
 DEFAULT_VARIANT=minmax-u8-mixed-a
 FRAMES=795
 
@@ -73,16 +62,9 @@ log "Working in $work, variant $variant"
 
 # --- 1. virtualenv ---------------------------------------------------------------------------
 venv=$work/venv
-if ! "$venv/bin/python" -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '$ORT_VERSION')" 2>/dev/null ||
-    ! "$venv/bin/python" -c "import onnx, numpy, sympy" 2>/dev/null; then
-    "$python" -m venv "$venv" || die "could not create a virtualenv (Debian: apt-get install python3-venv)."
-    "$venv/bin/pip" install --only-binary=:all: "${PIP_PINS[@]}"
-fi
-log "onnxruntime $("$venv/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__)')"
+ensure_venv "$venv" "$python"
 
 # --- 2. frames -------------------------------------------------------------------------------
-# shellcheck source=models/vtest-frames.sh
-. "$here/vtest-frames.sh"
 decode_frames 640x480
 frames=$work/vtest-640x480.rgb
 

@@ -43,8 +43,8 @@ done
     die "$python cannot import GStreamer's Python bindings (Debian: apt-get install python3-gi gir1.2-gstreamer-1.0)."
 
 # --- 1. vtest.avi ----------------------------------------------------------------------------
-# shellcheck source=models/vtest-frames.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../models/vtest-frames.sh"
+# shellcheck source=models/tools.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../models/tools.sh"
 find_vtest "$work"
 src=$vtest_avi
 log "vtest.avi: $src (sha256 OK)"

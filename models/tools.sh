@@ -1,7 +1,34 @@
 # shellcheck shell=bash
 # Helpers sourced by models/quantize-int8.sh, models/make-fp16.sh and samples/make-sample.sh (not
 # meant to be run). The caller defines log and die, and has sourced scripts/versions.env
-# (VTEST_DEB_VERSION, VTEST_SHA256).
+# (ORT_VERSION, VTEST_DEB_VERSION, VTEST_SHA256).
+
+# Every package the model scripts' virtualenv gets, pinned (onnxruntime's and onnx's dependencies
+# included); one set, so that one virtualenv serves both scripts.
+PIP_PINS=(
+    "onnxruntime==$ORT_VERSION"
+    onnx==1.23.2
+    numpy==2.4.6
+    sympy==1.14.0 # symbolic shape inference in quant_pre_process; quantize_int8.py imports it
+    mpmath==1.3.0
+    protobuf==7.36.2
+    flatbuffers==25.12.19
+    ml_dtypes==0.6.0
+    packaging==26.4 # onnxruntime.transformers.float16 imports it
+    typing_extensions==4.16.0
+)
+
+# ensure_venv VENV PYTHON: makes VENV (with PYTHON's venv module) and installs PIP_PINS unless it
+# already has onnxruntime ORT_VERSION and the other packages; logs the versions in use.
+ensure_venv() {
+    local venv=$1 python=$2
+    if ! "$venv/bin/python" -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '$ORT_VERSION')" 2>/dev/null ||
+        ! "$venv/bin/python" -c "import onnx, numpy, sympy, packaging" 2>/dev/null; then
+        "$python" -m venv "$venv" || die "could not create a virtualenv (Debian: apt-get install python3-venv)."
+        "$venv/bin/pip" install --only-binary=:all: "${PIP_PINS[@]}"
+    fi
+    log "onnxruntime $("$venv/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__)'), onnx $("$venv/bin/python" -c 'import onnx; print(onnx.__version__)')"
+}
 
 # find_vtest WORKDIR [DEFAULT]: sets vtest_avi to OpenCV's vtest.avi: $VTEST_AVI when set, else
 # DEFAULT when that file exists, else the file from Debian's opencv-doc package (apt-get download
