@@ -2,34 +2,23 @@
 //!
 //! The output of one image is `[56, anchors]`, channel-major: rows 0..4 box centre x, centre y,
 //! width, height in network pixels; row 4 the person score (a probability); rows 5..56 the 17 COCO
-//! keypoints as (x, y, visibility).
+//! keypoints as (x, y, visibility). Decoding maps every coordinate into frame pixels through the
+//! [`Letterbox`] at once, so no network-pixel [`Rect`] ever leaves this module.
 
+use crate::detection::{Detection, Keypoint, NUM_KEYPOINTS, Rect};
 use crate::preprocess::Letterbox;
-use crate::regions::Rect;
 
-pub const NUM_KEYPOINTS: usize = 17;
 /// Channels per anchor: 4 box values, 1 score, 3 per keypoint.
 pub const POSE_CHANNELS: usize = 5 + 3 * NUM_KEYPOINTS;
 
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Keypoint {
-    pub x: f32,
-    pub y: f32,
-    /// Visibility probability.
-    pub conf: f32,
-}
-
-/// One person.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Detection {
-    pub bbox: Rect,
-    pub score: f32,
-    pub keypoints: [Keypoint; NUM_KEYPOINTS],
-}
-
-/// Decodes the anchors of one image whose score is at least `conf_threshold`. `output` is that
-/// image's `[56, anchors]` slice. Non-finite scores are skipped. Coordinates stay in network pixels.
-pub fn decode_pose(output: &[f32], anchors: usize, conf_threshold: f32) -> Vec<Detection> {
+/// Decodes the anchors of one image whose score is at least `conf_threshold`, in frame pixels.
+/// `output` is that image's `[56, anchors]` slice. Non-finite scores are skipped.
+pub fn decode_pose(
+    output: &[f32],
+    anchors: usize,
+    conf_threshold: f32,
+    lb: &Letterbox,
+) -> Vec<Detection> {
     assert_eq!(
         output.len(),
         POSE_CHANNELS * anchors,
@@ -43,17 +32,20 @@ pub fn decode_pose(output: &[f32], anchors: usize, conf_threshold: f32) -> Vec<D
             continue;
         }
         let (cx, cy, w, h) = (row(0)[a], row(1)[a], row(2)[a], row(3)[a]);
+        let (x0, y0) = lb.to_frame(cx - w / 2.0, cy - h / 2.0);
+        let (x1, y1) = lb.to_frame(cx + w / 2.0, cy + h / 2.0);
         let mut keypoints = [Keypoint::default(); NUM_KEYPOINTS];
         for (k, kp) in keypoints.iter_mut().enumerate() {
             let base = 5 + 3 * k;
+            let (x, y) = lb.to_frame(row(base)[a], row(base + 1)[a]);
             *kp = Keypoint {
-                x: row(base)[a],
-                y: row(base + 1)[a],
+                x,
+                y,
                 conf: row(base + 2)[a],
             };
         }
         dets.push(Detection {
-            bbox: Rect::from_center(cx, cy, w, h),
+            bbox: Rect::new(x0, y0, x1, y1),
             score,
             keypoints,
         });
@@ -64,6 +56,8 @@ pub fn decode_pose(output: &[f32], anchors: usize, conf_threshold: f32) -> Vec<D
 /// Greedy non-maximum suppression: keeps the best-scored detection of every group whose boxes
 /// overlap by more than `iou_threshold`. Scores are ordered with `total_cmp`, so a NaN never
 /// panics (NaN sorts above every number and is then kept or suppressed like any other box).
+/// The letterbox is a uniform scale and shift, so suppressing in frame pixels is the same as in
+/// network pixels.
 pub fn nms(mut dets: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
     dets.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut kept: Vec<Detection> = Vec::with_capacity(dets.len().min(64));
@@ -75,19 +69,7 @@ pub fn nms(mut dets: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
     kept
 }
 
-/// Moves a detection from network pixels into frame pixels.
-pub fn unletterbox(det: &mut Detection, lb: &Letterbox) {
-    let (x0, y0) = lb.to_frame(det.bbox.x0, det.bbox.y0);
-    let (x1, y1) = lb.to_frame(det.bbox.x1, det.bbox.y1);
-    det.bbox = Rect::new(x0, y0, x1, y1);
-    for kp in det.keypoints.iter_mut() {
-        let (x, y) = lb.to_frame(kp.x, kp.y);
-        kp.x = x;
-        kp.y = y;
-    }
-}
-
-/// Decode, NMS and letterbox undo for every image of a batch output `[batch, 56, anchors]`.
+/// Decode and NMS for every image of a batch output `[batch, 56, anchors]`, in frame pixels.
 pub fn decode_batch(
     output: &[f32],
     batch: usize,
@@ -99,14 +81,10 @@ pub fn decode_batch(
     let per = POSE_CHANNELS * anchors;
     (0..batch)
         .map(|b| {
-            let mut dets = nms(
-                decode_pose(&output[b * per..(b + 1) * per], anchors, conf_threshold),
+            nms(
+                decode_pose(&output[b * per..(b + 1) * per], anchors, conf_threshold, lb),
                 iou_threshold,
-            );
-            for d in dets.iter_mut() {
-                unletterbox(d, lb);
-            }
-            dets
+            )
         })
         .collect()
 }
@@ -114,6 +92,11 @@ pub fn decode_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A letterbox that maps network pixels onto frame pixels one to one.
+    fn identity() -> Letterbox {
+        Letterbox::fixed(640, 640, 640, 640)
+    }
 
     /// Builds a `[56, anchors]` tensor with the given (cx, cy, w, h, score) anchors; keypoint k of
     /// anchor a sits at (cx + k, cy - k) with visibility 0.5 + 0.01 k.
@@ -140,7 +123,7 @@ mod tests {
             (10.0, 10.0, 4.0, 4.0, 0.1),
             (300.0, 200.0, 10.0, 10.0, 0.3),
         ]);
-        let d = decode_pose(&t, 3, 0.25);
+        let d = decode_pose(&t, 3, 0.25, &identity());
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].bbox, Rect::new(90.0, 30.0, 110.0, 70.0));
         assert_eq!(d[0].score, 0.9);
@@ -162,7 +145,7 @@ mod tests {
             (102.0, 101.0, 50.0, 100.0, 0.95),
             (300.0, 100.0, 50.0, 100.0, 0.5),
         ]);
-        let kept = nms(decode_pose(&t, 3, 0.25), 0.7);
+        let kept = nms(decode_pose(&t, 3, 0.25, &identity()), 0.7);
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0].score, 0.95);
         assert_eq!(kept[1].score, 0.5);
@@ -177,7 +160,7 @@ mod tests {
         ]);
         t[4 * 3 + 1] = f32::NAN; // score of anchor 1
         t[0] = f32::NAN; // cx of anchor 0
-        let d = decode_pose(&t, 3, 0.25);
+        let d = decode_pose(&t, 3, 0.25, &identity());
         assert_eq!(d.len(), 2, "NaN score skipped");
         let kept = nms(d, 0.5);
         assert_eq!(kept.len(), 2, "a NaN box overlaps nothing");
@@ -186,6 +169,7 @@ mod tests {
             &tensor(&[(1.0, 1.0, 1.0, 1.0, 0.5), (1.0, 1.0, 1.0, 1.0, 0.6)]),
             2,
             0.0,
+            &identity(),
         );
         dets[0].score = f32::NAN;
         assert_eq!(nms(dets, 0.5).len(), 1);

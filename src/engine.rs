@@ -26,7 +26,7 @@ pub const OPENVINO_SETUP_HINT: &str = "run `scripts/setup.sh` from the yoloanony
 pub const SETUP_HINT: &str = "run `scripts/setup.sh` from the yoloanonymize source tree (it installs the ONNX Runtime library from the `onnxruntime` wheel), or set ORT_DYLIB_PATH to a libonnxruntime.so";
 
 /// Which execution provider the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Device {
     /// CUDA if it can be registered, else CPU.
     Auto,
@@ -52,6 +52,33 @@ impl Device {
                     "unknown device '{s}': use auto, cpu, openvino, cuda or cuda:N"
                 )),
             },
+        }
+    }
+}
+
+/// The execution provider a session runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    /// ONNX Runtime's own CPU provider.
+    Cpu,
+    /// OpenVINO's CPU plugin, through ONNX Runtime's OpenVINO execution provider.
+    OpenVino,
+    /// ONNX Runtime's CUDA execution provider on the given device.
+    Cuda(i32),
+}
+
+impl Provider {
+    pub fn is_cuda(self) -> bool {
+        matches!(self, Provider::Cuda(_))
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Provider::Cpu => write!(f, "cpu"),
+            Provider::OpenVino => write!(f, "openvino"),
+            Provider::Cuda(n) => write!(f, "cuda:{n}"),
         }
     }
 }
@@ -321,8 +348,29 @@ pub fn fp16_variant(model: &Path) -> PathBuf {
     model.with_file_name(format!("{stem}-fp16.onnx"))
 }
 
-/// How to build an [`Engine`].
-#[derive(Debug, Clone, PartialEq)]
+/// Checks that `path` is a readable regular file (or a symlink to one) without blocking: a FIFO
+/// or a device is refused before anything opens it (opening a FIFO for reading would wait for a
+/// writer forever).
+pub fn check_model_file(path: &Path) -> Result<(), EngineError> {
+    let err = |reason: String| EngineError::ModelFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file (a FIFO, a socket or a device)"
+        };
+        return Err(err(format!("it is {what}; give the path of an ONNX file")));
+    }
+    std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
+
+/// How to build an [`Engine`]. Elements that share a worker must agree on all of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EngineConfig {
     pub model: PathBuf,
     pub device: Device,
@@ -334,6 +382,25 @@ pub struct EngineConfig {
     pub half_precision: bool,
     /// On OpenVINO, let it compute in bfloat16 where the CPU supports it.
     pub openvino_bf16: bool,
+}
+
+impl fmt::Display for EngineConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} on {} with {} threads",
+            self.model.display(),
+            self.device,
+            self.threads
+        )?;
+        if self.half_precision {
+            write!(f, ", half precision")?;
+        }
+        if !self.openvino_bf16 {
+            write!(f, ", no bf16")?;
+        }
+        Ok(())
+    }
 }
 
 /// The network's input size when the model fixes it (otherwise height and width are dynamic).
@@ -349,8 +416,8 @@ pub struct Engine {
     session: Session,
     input_name: String,
     pub input_shape: InputShape,
-    /// The provider that took the session, e.g. `cpu` or `cuda:0`.
-    pub provider: String,
+    /// The provider that took the session.
+    pub provider: Provider,
     /// A note for the user about the provider choice (e.g. why `auto` fell back to CPU).
     pub provider_note: Option<String>,
     /// The model file the session runs (the float16 variant under `half_precision` on CUDA).
@@ -449,10 +516,7 @@ impl Engine {
     /// Loads the model on the requested device and checks it against the pose contract.
     pub fn load(cfg: &EngineConfig) -> Result<Self, EngineError> {
         // Check the file before ONNX Runtime does, for a plainer message.
-        std::fs::File::open(&cfg.model).map_err(|e| EngineError::ModelFile {
-            path: cfg.model.clone(),
-            reason: e.to_string(),
-        })?;
+        check_model_file(&cfg.model)?;
         // ONNX Runtime is loaded once per process, by the first element: the GPU build is
         // wanted when CUDA may be used (device=cuda or auto) and can be (an NVIDIA driver is
         // installed); otherwise the OpenVINO build serves the CPU better.
@@ -513,11 +577,14 @@ impl Engine {
                         cfg.model.clone()
                     };
                     if cfg.half_precision {
-                        std::fs::File::open(&model).map_err(|e| EngineError::ModelFile {
-                            path: model.clone(),
-                            reason: format!(
-                                "{e} (half-precision=true runs the float16 variant of the model; make it with models/make-fp16.sh)"
-                            ),
+                        check_model_file(&model).map_err(|e| match e {
+                            EngineError::ModelFile { path, reason } => EngineError::ModelFile {
+                                path,
+                                reason: format!(
+                                    "{reason} (half-precision=true runs the float16 variant of the model; make it with models/make-fp16.sh)"
+                                ),
+                            },
+                            other => other,
                         })?;
                     }
                     let mut builder = new_builder()?;
@@ -532,7 +599,7 @@ impl Engine {
                         .map_err(|e| e.to_string())
                         .and_then(|()| builder.commit_from_file(&model).map_err(|e| e.to_string()));
                     match committed {
-                        Ok(s) => session = Some((s, format!("cuda:{id}"), model)),
+                        Ok(s) => session = Some((s, Provider::Cuda(id), model)),
                         Err(e) => {
                             provider_note = Some(unavailable(format!(
                                 "ONNX Runtime could not start a CUDA session on device {id}: {e}"
@@ -574,7 +641,7 @@ impl Engine {
                             .map_err(|e| e.to_string())
                     });
                 match committed {
-                    Ok(s) => session = Some((s, "openvino".to_string(), cfg.model.clone())),
+                    Ok(s) => session = Some((s, Provider::OpenVino, cfg.model.clone())),
                     Err(e) => {
                         let why = format!("OpenVINO could not start a session: {e}");
                         let note = unavailable(why)?;
@@ -595,10 +662,10 @@ impl Engine {
                         reason: e.to_string(),
                     }
                 })?;
-                (s, "cpu".to_string(), cfg.model.clone())
+                (s, Provider::Cpu, cfg.model.clone())
             }
         };
-        let precision_note = (cfg.half_precision && !provider.starts_with("cuda")).then(|| {
+        let precision_note = (cfg.half_precision && !provider.is_cuda()).then(|| {
             "half-precision=true does not help on the CPU: ONNX Runtime has no float16 convolutions there and computes them in float32 (models/README-fp16.md); keeping the float32 model".to_string()
         });
         let ins: Vec<_> = session
@@ -621,8 +688,8 @@ impl Engine {
             path: model.clone(),
             reason,
         })?;
-        let reduced_precision = (provider.starts_with("cuda") && cfg.half_precision)
-            || (provider == "openvino" && cfg.openvino_bf16 && cpu_has_bf16());
+        let reduced_precision = (provider.is_cuda() && cfg.half_precision)
+            || (provider == Provider::OpenVino && cfg.openvino_bf16 && cpu_has_bf16());
         Ok(Self {
             session,
             input_name: ins[0].0.clone(),

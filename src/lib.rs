@@ -15,12 +15,16 @@
 use gst::glib;
 
 pub mod audit;
+pub mod batcher;
 pub mod decode;
+pub mod detection;
 pub mod engine;
 pub mod frame;
 pub mod preprocess;
 pub mod redact;
 pub mod regions;
+pub mod scene;
+pub mod stats;
 pub mod temporal;
 pub mod worker;
 pub mod yoloanonymize;

@@ -10,7 +10,7 @@
 //! detections, decoded with its own letterbox and thresholds, so frames never cross streams. A
 //! client's batches run in the order it sent them.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::decode::{Detection, POSE_CHANNELS, decode_batch};
-use crate::engine::Engine;
+use crate::decode::{POSE_CHANNELS, decode_batch};
+use crate::detection::Detection;
+use crate::engine::{Engine, EngineConfig, Provider};
 use crate::preprocess::Letterbox;
 
 /// The most images one run may hold when batches from several clients are put together.
@@ -44,6 +45,11 @@ pub trait Infer: Send + 'static {
         let _ = batch_size;
         MAX_RUN_FRAMES
     }
+
+    /// The fault injected into this model, if any (tests).
+    fn fault(&self) -> Option<Fault> {
+        None
+    }
 }
 
 impl Infer for Engine {
@@ -65,7 +71,7 @@ impl Infer for Engine {
     fn merge_limit(&self, batch_size: usize) -> usize {
         if self.input_shape.batch.is_some() {
             0
-        } else if self.provider.starts_with("cuda") {
+        } else if self.provider.is_cuda() {
             MAX_RUN_FRAMES
         } else {
             batch_size
@@ -82,6 +88,9 @@ pub enum Fault {
     Panic,
     /// Every batch takes this much longer.
     Slow(Duration),
+    /// Every result holds one detection list fewer than the batch has images (a worker bug the
+    /// element must treat as a failure, never as "nobody in that frame").
+    ShortResult,
 }
 
 /// Wraps an [`Infer`] and applies an optional [`Fault`].
@@ -101,13 +110,17 @@ impl<I: Infer> Infer for Faulty<I> {
             Some(Fault::Error) => return Err("injected fault".into()),
             Some(Fault::Panic) => panic!("injected panic"),
             Some(Fault::Slow(d)) => std::thread::sleep(d),
-            None => {}
+            Some(Fault::ShortResult) | None => {}
         }
         self.inner.infer(input, shape, out)
     }
 
     fn merge_limit(&self, batch_size: usize) -> usize {
         self.inner.merge_limit(batch_size)
+    }
+
+    fn fault(&self) -> Option<Fault> {
+        self.fault
     }
 }
 
@@ -145,8 +158,8 @@ pub struct JobResult {
 /// What the model reported when it was loaded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerInfo {
-    /// Execution provider in use, e.g. `cpu` or `cuda:0`.
-    pub provider: String,
+    /// Execution provider in use (`None` for test models).
+    pub provider: Option<Provider>,
     /// Why the provider is not the one asked for, if it is not.
     pub provider_note: Option<String>,
     /// The model runs in reduced precision (bfloat16 or float16).
@@ -166,10 +179,10 @@ struct Request {
 pub struct Server {
     requests: Option<Sender<Request>>,
     thread: Option<JoinHandle<()>>,
-    /// The registry key ([`shared`]), or empty for a private server.
-    pub key: String,
-    /// What the clients must agree on to share it (model, device, ...).
-    pub config: String,
+    /// The group it is registered under ([`shared`]), or `None` for a private server.
+    pub group: Option<Group>,
+    /// What the clients must agree on to share it (model, device, ...); `None` for test models.
+    pub config: Option<EngineConfig>,
     pub info: ServerInfo,
     clients: AtomicUsize,
     next_client: AtomicU64,
@@ -178,7 +191,7 @@ pub struct Server {
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("key", &self.key)
+            .field("group", &self.group)
             .field("info", &self.info)
             .field("clients", &self.clients.load(Ordering::Relaxed))
             .finish()
@@ -283,7 +296,7 @@ fn serve_run<I: Infer>(
         let Request { job, reply, .. } = r;
         let n = job.shape[0];
         let t1 = Instant::now();
-        let detections = match &anchors {
+        let mut detections = match &anchors {
             Ok(_) if n == 0 => Ok(Vec::new()),
             Ok(a) => {
                 let per = POSE_CHANNELS * a;
@@ -298,6 +311,11 @@ fn serve_run<I: Infer>(
             }
             Err(e) => Err(e.clone()),
         };
+        if infer.fault() == Some(Fault::ShortResult)
+            && let Ok(d) = &mut detections
+        {
+            d.pop();
+        }
         offset += n;
         let share = if total == 0 {
             Duration::ZERO
@@ -321,8 +339,8 @@ impl Server {
     /// Starts an inference thread around `infer`.
     pub fn spawn<I: Infer>(
         mut infer: I,
-        key: String,
-        config: String,
+        group: Option<Group>,
+        config: Option<EngineConfig>,
         info: ServerInfo,
     ) -> std::io::Result<Arc<Self>> {
         let (tx, rx) = mpsc::channel::<Request>();
@@ -349,7 +367,7 @@ impl Server {
         Ok(Arc::new(Self {
             requests: Some(tx),
             thread: Some(thread),
-            key,
+            group,
             config,
             info,
             clients: AtomicUsize::new(0),
@@ -372,31 +390,55 @@ impl Drop for Server {
     }
 }
 
-static REGISTRY: Mutex<BTreeMap<String, Weak<Server>>> = Mutex::new(BTreeMap::new());
+/// Which elements share a server (the `shared-worker` property).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Group {
+    /// `auto`: every element with the same [`EngineConfig`].
+    Auto,
+    /// A name: every element that gives it (they must agree on the config).
+    Named(String),
+}
 
-/// The shared server registered under `key`, or a new one from `make` (which runs with the
+impl std::fmt::Display for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Group::Auto => write!(f, "auto"),
+            Group::Named(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+type Registry = Vec<(Group, EngineConfig, Weak<Server>)>;
+static REGISTRY: Mutex<Registry> = Mutex::new(Vec::new());
+
+/// The shared server of `group` for `config`, or a new one from `make` (which runs with the
 /// registry locked, so that two elements starting together load the model once). A server is
 /// dropped, and its model unloaded, when its last client is.
 ///
-/// Joining an existing server requires the same `config`: otherwise the error names both.
-pub fn shared<E, F>(key: &str, config: &str, make: F) -> Result<Arc<Server>, E>
+/// Under [`Group::Auto`] the config is part of the key. A named group is one server: joining it
+/// with another config is an error that names both.
+pub fn shared<E, F>(group: &Group, config: &EngineConfig, make: F) -> Result<Arc<Server>, E>
 where
     F: FnOnce() -> Result<Arc<Server>, E>,
     E: From<String>,
 {
     let mut reg = REGISTRY.lock();
-    reg.retain(|_, w| w.strong_count() > 0);
-    if let Some(s) = reg.get(key).and_then(Weak::upgrade) {
-        if s.config != config {
+    reg.retain(|(_, _, w)| w.strong_count() > 0);
+    let found = reg
+        .iter()
+        .find(|(g, c, _)| g == group && (*group != Group::Auto || c == config));
+    if let Some((_, c, w)) = found
+        && let Some(s) = w.upgrade()
+    {
+        if c != config {
             return Err(E::from(format!(
-                "shared-worker '{key}' already runs {}, but this element asks for {config}; give it the same settings or another shared-worker name",
-                s.config
+                "shared-worker '{group}' already runs {c}, but this element asks for {config}; give it the same settings or another shared-worker name"
             )));
         }
         return Ok(s);
     }
     let s = make()?;
-    reg.insert(key.to_string(), Arc::downgrade(&s));
+    reg.push((group.clone(), config.clone(), Arc::downgrade(&s)));
     Ok(s)
 }
 
@@ -404,8 +446,8 @@ where
 pub fn shared_count() -> usize {
     REGISTRY
         .lock()
-        .values()
-        .filter(|w| w.strong_count() > 0)
+        .iter()
+        .filter(|(_, _, w)| w.strong_count() > 0)
         .count()
 }
 
@@ -424,7 +466,7 @@ pub struct Worker {
 impl Worker {
     /// Starts a private inference thread around `infer`. At most `queue` batches may wait for it.
     pub fn spawn<I: Infer>(infer: I, queue: usize) -> std::io::Result<Self> {
-        let server = Server::spawn(infer, String::new(), String::new(), ServerInfo::default())?;
+        let server = Server::spawn(infer, None, None, ServerInfo::default())?;
         Ok(Self::connect(server, queue))
     }
 
@@ -566,40 +608,30 @@ mod tests {
         }
     }
 
-    /// Echoes each image's first input value as its box centre x, after a delay, and records
-    /// the size of every run.
-    struct Echo {
-        delay: Duration,
+    /// Echoes each image's first input value as its box centre x. Each run announces itself
+    /// (its size) on `started` and then waits until the test releases it, so tests decide what
+    /// waits while a run is in progress without any sleep.
+    struct Gated {
+        started: mpsc::Sender<usize>,
+        release: Receiver<()>,
+        /// Size of every run, in order.
         runs: Arc<Mutex<Vec<usize>>>,
+        /// The engine's CPU policy (runs no larger than a client's batch size) instead of CUDA's.
+        cpu_limit: bool,
     }
 
-    /// [`Echo`] with the engine's CPU policy: runs no larger than a client's batch size.
-    struct CpuEcho(Echo);
-
-    impl Infer for CpuEcho {
+    impl Infer for Gated {
         fn infer(
             &mut self,
             input: &[f32],
             shape: [usize; 4],
             out: &mut Vec<f32>,
         ) -> Result<usize, String> {
-            self.0.infer(input, shape, out)
-        }
-
-        fn merge_limit(&self, batch_size: usize) -> usize {
-            batch_size
-        }
-    }
-
-    impl Infer for Echo {
-        fn infer(
-            &mut self,
-            input: &[f32],
-            shape: [usize; 4],
-            out: &mut Vec<f32>,
-        ) -> Result<usize, String> {
-            std::thread::sleep(self.delay);
             self.runs.lock().push(shape[0]);
+            let _ = self.started.send(shape[0]);
+            self.release
+                .recv()
+                .map_err(|_| "the test hung up".to_string())?;
             let per = shape[1] * shape[2] * shape[3];
             out.clear();
             for i in 0..shape[0] {
@@ -609,21 +641,67 @@ mod tests {
             }
             Ok(1)
         }
+
+        fn merge_limit(&self, batch_size: usize) -> usize {
+            if self.cpu_limit {
+                batch_size
+            } else {
+                MAX_RUN_FRAMES
+            }
+        }
+    }
+
+    /// The test's side of a [`Gated`] model.
+    struct Gate {
+        started: Receiver<usize>,
+        release: mpsc::Sender<()>,
+        runs: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Gate {
+        /// Waits until the next run has started, returning its size.
+        fn started(&self) -> usize {
+            self.started
+                .recv_timeout(Duration::from_secs(30))
+                .expect("a run starts")
+        }
+
+        /// Lets the running run finish.
+        fn release(&self) {
+            self.release.send(()).unwrap();
+        }
+
+        /// Lets `n` runs start and finish, one after another.
+        fn run_through(&self, n: usize) {
+            for _ in 0..n {
+                self.started();
+                self.release();
+            }
+        }
+    }
+
+    fn gated(cpu_limit: bool) -> (Gated, Gate) {
+        let (started_tx, started_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel();
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        (
+            Gated {
+                started: started_tx,
+                release: release_rx,
+                runs: runs.clone(),
+                cpu_limit,
+            },
+            Gate {
+                started: started_rx,
+                release: release_tx,
+                runs,
+            },
+        )
     }
 
     /// A server around `infer` outside the registry.
     fn server<I: Infer>(infer: I) -> Arc<Server> {
-        Server::spawn(infer, String::new(), String::new(), ServerInfo::default()).unwrap()
-    }
-
-    /// An [`Echo`] taking `delay_ms` a run, and the sizes of its runs.
-    fn echo(delay_ms: u64) -> (Echo, Arc<Mutex<Vec<usize>>>) {
-        let runs = Arc::new(Mutex::new(Vec::new()));
-        let e = Echo {
-            delay: Duration::from_millis(delay_ms),
-            runs: runs.clone(),
-        };
-        (e, runs)
+        Server::spawn(infer, None, None, ServerInfo::default()).unwrap()
     }
 
     fn marked(id: u64, values: &[f32]) -> Job {
@@ -644,20 +722,22 @@ mod tests {
 
     #[test]
     fn waiting_batches_of_several_clients_run_together_and_return_apart() {
-        let (e, runs) = echo(150);
-        let server = server(e);
+        let (model, gate) = gated(false);
+        let server = server(model);
         let a = Worker::connect(server.clone(), 2);
         let b = Worker::connect(server.clone(), 2);
         assert_eq!(server.clients(), 2);
         // While A's first batch runs, A's second and B's first wait: they run as one batch of 5.
         a.submit(marked(0, &[10.0, 11.0])).unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(gate.started(), 2);
         a.submit(marked(1, &[12.0, 13.0])).unwrap();
         b.submit(marked(0, &[20.0, 21.0, 22.0])).unwrap();
+        gate.release();
+        gate.run_through(1);
         let a0 = a.recv().unwrap();
         let a1 = a.recv().unwrap();
         let b0 = b.recv().unwrap();
-        assert_eq!(*runs.lock(), vec![2, 5]);
+        assert_eq!(*gate.runs.lock(), vec![2, 5]);
         assert_eq!((a0.id, a1.id, b0.id), (0, 1, 0));
         assert_eq!(xs(&a0), vec![10.0, 11.0]);
         assert_eq!(xs(&a1), vec![12.0, 13.0]);
@@ -671,8 +751,8 @@ mod tests {
 
     #[test]
     fn with_a_batch_size_limit_only_partial_batches_run_together() {
-        let (e, runs) = echo(150);
-        let server = server(CpuEcho(e));
+        let (model, gate) = gated(true);
+        let server = server(model);
         let a = Worker::connect(server.clone(), 4);
         let b = Worker::connect(server.clone(), 4);
         let partial = |id, v: &[f32]| {
@@ -681,85 +761,52 @@ mod tests {
             j
         };
         a.submit(partial(0, &[1.0, 1.0, 1.0, 1.0])).unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(gate.started(), 4);
         // Waiting: two full batches (not put together), then three halves (two fit in a batch).
         b.submit(partial(0, &[2.0, 2.0, 2.0, 2.0])).unwrap();
         a.submit(partial(1, &[3.0, 3.0, 3.0, 3.0])).unwrap();
         a.submit(partial(2, &[4.0, 4.0])).unwrap();
         b.submit(partial(1, &[5.0, 5.0])).unwrap();
         a.submit(partial(3, &[6.0, 6.0])).unwrap();
+        gate.release();
+        gate.run_through(4);
         for _ in 0..4 {
             a.recv().unwrap();
         }
         b.recv().unwrap();
         let b1 = b.recv().unwrap();
         assert_eq!(xs(&b1), vec![5.0, 5.0]);
-        assert_eq!(*runs.lock(), vec![4, 4, 4, 4, 2]);
+        assert_eq!(*gate.runs.lock(), vec![4, 4, 4, 4, 2]);
     }
 
     #[test]
     fn a_client_batches_stay_in_order_when_sizes_differ() {
-        let (e, runs) = echo(100);
-        let a = Worker::connect(server(e), 4);
+        let (model, gate) = gated(false);
+        let a = Worker::connect(server(model), 4);
         a.submit(marked(0, &[1.0])).unwrap();
-        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(gate.started(), 1);
         // A different network size (a caps change) between two batches of the same size: the
         // third must not jump ahead of the second by running with the first.
         let mut other = job(1, 1);
         other.shape = [1, 3, 32, 128];
         a.submit(other).unwrap();
         a.submit(marked(2, &[3.0])).unwrap();
+        gate.release();
+        gate.run_through(2);
         let ids: Vec<u64> = (0..3).map(|_| a.recv().unwrap().id).collect();
         assert_eq!(ids, vec![0, 1, 2]);
-        assert_eq!(*runs.lock(), vec![1, 1, 1]);
+        assert_eq!(*gate.runs.lock(), vec![1, 1, 1]);
     }
 
-    #[test]
-    fn registry_shares_by_key_and_refuses_a_different_config() {
-        let make = |config: &str| {
-            Server::spawn(
-                Fake { mode: "ok" },
-                "test-key".into(),
-                config.into(),
-                ServerInfo::default(),
-            )
-            .map_err(|e| e.to_string())
-        };
-        let s1 =
-            shared::<String, _>("test-key", "model A on cpu", || make("model A on cpu")).unwrap();
-        let s2 = shared::<String, _>("test-key", "model A on cpu", || -> Result<_, String> {
-            panic!("must not load twice")
-        })
-        .unwrap();
-        assert!(Arc::ptr_eq(&s1, &s2));
-        let e = shared::<String, _>("test-key", "model B on cuda:0", || {
-            make("model B on cuda:0")
-        })
-        .unwrap_err();
-        assert!(
-            e.contains("model A on cpu") && e.contains("model B on cuda:0"),
-            "{e}"
-        );
-        drop((s1, s2));
-        // Gone with its last holder: the next one loads again.
-        let s3 = shared::<String, _>("test-key", "model B on cuda:0", || {
-            make("model B on cuda:0")
-        })
-        .unwrap();
-        assert_eq!(s3.config, "model B on cuda:0");
-    }
-
-    #[test]
-    fn try_submit_refuses_beyond_the_bound() {
-        let w = Worker::connect(server(echo(200).0), 1);
-        assert!(w.try_submit(marked(0, &[1.0])).unwrap());
-        assert!(w.try_submit(marked(1, &[1.0])).unwrap());
-        assert!(!w.try_submit(marked(2, &[1.0])).unwrap());
-        assert_eq!(w.recv().unwrap().id, 0);
-        assert!(w.try_submit(marked(3, &[1.0])).unwrap());
-        assert_eq!(w.recv().unwrap().id, 1);
-        assert_eq!(w.recv().unwrap().id, 3);
-        assert!(w.recv().is_none());
+    fn config(model: &str, device: crate::engine::Device) -> EngineConfig {
+        EngineConfig {
+            model: model.into(),
+            device,
+            threads: 2,
+            library_dirs: Vec::new(),
+            half_precision: false,
+            openvino_bf16: true,
+        }
     }
 
     fn job(id: u64, batch: usize) -> Job {
@@ -772,6 +819,71 @@ mod tests {
             iou_threshold: 0.7,
             batch_size: batch,
         }
+    }
+
+    #[test]
+    fn registry_shares_by_group_and_config_and_refuses_a_different_config() {
+        use crate::engine::Device;
+        let make = |group: &Group, config: &EngineConfig| {
+            Server::spawn(
+                Fake { mode: "ok" },
+                Some(group.clone()),
+                Some(config.clone()),
+                ServerInfo::default(),
+            )
+            .map_err(|e| e.to_string())
+        };
+        let named = Group::Named("test-group".into());
+        let a = config("a.onnx", Device::Cpu);
+        let b = config("b.onnx", Device::Cuda(0));
+        let s1 = shared::<String, _>(&named, &a, || make(&named, &a)).unwrap();
+        let s2 = shared::<String, _>(&named, &a, || -> Result<_, String> {
+            panic!("must not load twice")
+        })
+        .unwrap();
+        assert!(Arc::ptr_eq(&s1, &s2));
+        let e = shared::<String, _>(&named, &b, || make(&named, &b)).unwrap_err();
+        assert!(
+            e.contains("test-group")
+                && e.contains("a.onnx on cpu")
+                && e.contains("b.onnx on cuda:0"),
+            "{e}"
+        );
+        // Under auto, another config is another server, not an error.
+        let auto_a = shared::<String, _>(&Group::Auto, &a, || make(&Group::Auto, &a)).unwrap();
+        let auto_b = shared::<String, _>(&Group::Auto, &b, || make(&Group::Auto, &b)).unwrap();
+        assert!(!Arc::ptr_eq(&auto_a, &auto_b) && !Arc::ptr_eq(&auto_a, &s1));
+        let auto_a2 = shared::<String, _>(&Group::Auto, &a, || -> Result<_, String> {
+            panic!("must not load twice")
+        })
+        .unwrap();
+        assert!(Arc::ptr_eq(&auto_a, &auto_a2));
+        drop((s1, s2));
+        // Gone with its last holder: the next one loads again, with its own config.
+        let s3 = shared::<String, _>(&named, &b, || make(&named, &b)).unwrap();
+        assert_eq!(s3.config.as_ref(), Some(&b));
+    }
+
+    #[test]
+    fn try_submit_refuses_beyond_the_bound() {
+        let (model, gate) = gated(false);
+        let w = Worker::connect(server(model), 1);
+        assert!(w.try_submit(marked(0, &[1.0])).unwrap());
+        assert_eq!(gate.started(), 1);
+        assert!(w.try_submit(marked(1, &[1.0])).unwrap());
+        assert!(!w.try_submit(marked(2, &[1.0])).unwrap());
+        gate.release();
+        assert_eq!(w.recv().unwrap().id, 0);
+        // Batch 1 runs now; one more fits beside it.
+        assert_eq!(gate.started(), 1);
+        assert!(w.try_submit(marked(3, &[1.0])).unwrap());
+        assert!(!w.try_submit(marked(4, &[1.0])).unwrap());
+        gate.release();
+        gate.run_through(1);
+        assert_eq!(w.recv().unwrap().id, 1);
+        assert_eq!(w.recv().unwrap().id, 3);
+        assert!(w.recv().is_none());
+        assert_eq!(*gate.runs.lock(), vec![1, 1, 1]);
     }
 
     #[test]

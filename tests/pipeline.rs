@@ -7,7 +7,8 @@ use std::sync::Once;
 
 use gst::prelude::*;
 use gst_video::prelude::*;
-use gstyoloanonymize::decode::{Detection, decode_batch};
+use gstyoloanonymize::decode::decode_batch;
+use gstyoloanonymize::detection::Detection;
 use gstyoloanonymize::engine::{Device, Engine, EngineConfig};
 use gstyoloanonymize::frame::{FrameRef, PixelFormat};
 use gstyoloanonymize::preprocess::{Letterbox, Preprocessor};

@@ -4,6 +4,21 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod loading;
+mod outbox;
+mod settings;
+mod state;
+mod video;
+
+pub(crate) static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "yoloanonymize",
+        gst::DebugColorFlags::empty(),
+        Some("YOLO pose anonymizer"),
+    )
+});
+
+pub use settings::MAX_LATENCY_LIMIT_NS;
 
 glib::wrapper! {
     pub struct YoloAnonymize(ObjectSubclass<imp::YoloAnonymize>) @extends gst_base::BaseTransform, gst::Element, gst::Object;
@@ -67,12 +82,44 @@ impl YoloAnonymize {
     }
 }
 
+// The GStreamer enums mirror the pure ones one to one: both conversions are exhaustive, so a
+// variant added on one side only does not compile.
 impl From<Method> for crate::redact::Method {
     fn from(m: Method) -> Self {
         match m {
-            Method::Blur => crate::redact::Method::Blur,
-            Method::Pixelate => crate::redact::Method::Pixelate,
-            Method::Fill => crate::redact::Method::Fill,
+            Method::Blur => Self::Blur,
+            Method::Pixelate => Self::Pixelate,
+            Method::Fill => Self::Fill,
+        }
+    }
+}
+
+impl From<crate::redact::Method> for Method {
+    fn from(m: crate::redact::Method) -> Self {
+        match m {
+            crate::redact::Method::Blur => Self::Blur,
+            crate::redact::Method::Pixelate => Self::Pixelate,
+            crate::redact::Method::Fill => Self::Fill,
+        }
+    }
+}
+
+impl From<OnFailure> for crate::batcher::OnFailure {
+    fn from(m: OnFailure) -> Self {
+        match m {
+            OnFailure::RedactFrame => Self::RedactFrame,
+            OnFailure::Error => Self::Error,
+            OnFailure::Passthrough => Self::Passthrough,
+        }
+    }
+}
+
+impl From<crate::batcher::OnFailure> for OnFailure {
+    fn from(m: crate::batcher::OnFailure) -> Self {
+        match m {
+            crate::batcher::OnFailure::RedactFrame => Self::RedactFrame,
+            crate::batcher::OnFailure::Error => Self::Error,
+            crate::batcher::OnFailure::Passthrough => Self::Passthrough,
         }
     }
 }

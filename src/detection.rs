@@ -1,0 +1,153 @@
+//! The shared types of detections: rectangles, keypoints and people, in frame pixels.
+//!
+//! A leaf module: every other module imports these types from here, and this one imports only
+//! [`PixelRect`](crate::frame::PixelRect) from the frame views. Every [`Rect`], [`Keypoint`] and
+//! [`Detection`] is in frame pixels (`f32`, the letterbox undone): the decoders map network
+//! coordinates to frame pixels before anything else sees them.
+
+use crate::frame::PixelRect;
+
+/// Axis-aligned rectangle in frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Rect {
+    pub x0: f32,
+    pub y0: f32,
+    pub x1: f32,
+    pub y1: f32,
+}
+
+impl Rect {
+    pub fn new(x0: f32, y0: f32, x1: f32, y1: f32) -> Self {
+        Self { x0, y0, x1, y1 }
+    }
+
+    pub fn from_center(cx: f32, cy: f32, w: f32, h: f32) -> Self {
+        Self::new(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0)
+    }
+
+    pub fn width(&self) -> f32 {
+        (self.x1 - self.x0).max(0.0)
+    }
+
+    pub fn height(&self) -> f32 {
+        (self.y1 - self.y0).max(0.0)
+    }
+
+    pub fn area(&self) -> f32 {
+        self.width() * self.height()
+    }
+
+    pub fn center(&self) -> (f32, f32) {
+        ((self.x0 + self.x1) / 2.0, (self.y0 + self.y1) / 2.0)
+    }
+
+    /// Intersection over union; 0 for empty or disjoint rectangles.
+    pub fn iou(&self, other: &Rect) -> f32 {
+        let inter = Rect::new(
+            self.x0.max(other.x0),
+            self.y0.max(other.y0),
+            self.x1.min(other.x1),
+            self.y1.min(other.y1),
+        )
+        .area();
+        let union = self.area() + other.area() - inter;
+        if union > 0.0 { inter / union } else { 0.0 }
+    }
+
+    /// Grows each side by `fraction` of the rectangle's width (left/right) or height (top/bottom).
+    pub fn expand(&self, fraction: f32) -> Rect {
+        let dx = self.width() * fraction;
+        let dy = self.height() * fraction;
+        Rect::new(self.x0 - dx, self.y0 - dy, self.x1 + dx, self.y1 + dy)
+    }
+
+    /// Grows each side by `fraction` of the rectangle's longer side (so a thin band grows in
+    /// both directions alike).
+    pub fn grow(&self, fraction: f32) -> Rect {
+        let d = self.width().max(self.height()) * fraction;
+        Rect::new(self.x0 - d, self.y0 - d, self.x1 + d, self.y1 + d)
+    }
+
+    /// The integer pixels the rectangle touches, clipped to a `width` x `height` frame. Rounds
+    /// outwards so that a region never covers less than its geometry. NaN gives an empty rect.
+    pub fn to_pixels(&self, width: usize, height: usize) -> PixelRect {
+        let clip = |v: f32, max: usize| -> usize {
+            if v.is_nan() {
+                0
+            } else {
+                v.clamp(0.0, max as f32) as usize
+            }
+        };
+        let x0 = clip(self.x0.floor(), width);
+        let y0 = clip(self.y0.floor(), height);
+        let x1 = clip(self.x1.ceil(), width).max(x0);
+        let y1 = clip(self.y1.ceil(), height).max(y0);
+        PixelRect::new(x0, y0, x1, y1)
+    }
+}
+
+/// Keypoints per person (COCO order, see [`coco`]).
+pub const NUM_KEYPOINTS: usize = 17;
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Keypoint {
+    pub x: f32,
+    pub y: f32,
+    /// Visibility probability.
+    pub conf: f32,
+}
+
+/// One person.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    pub bbox: Rect,
+    pub score: f32,
+    pub keypoints: [Keypoint; NUM_KEYPOINTS],
+}
+
+/// COCO keypoint indices of YOLO pose models (the person's own left and right).
+pub mod coco {
+    pub const NOSE: usize = 0;
+    pub const LEFT_EYE: usize = 1;
+    pub const RIGHT_EYE: usize = 2;
+    pub const LEFT_EAR: usize = 3;
+    pub const RIGHT_EAR: usize = 4;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grow_uses_the_longer_side() {
+        let r = Rect::new(0.0, 0.0, 40.0, 10.0).grow(0.1);
+        assert_eq!(r, Rect::new(-4.0, -4.0, 44.0, 14.0));
+        assert_eq!(
+            Rect::new(0.0, 0.0, 40.0, 10.0).grow(0.0),
+            Rect::new(0.0, 0.0, 40.0, 10.0)
+        );
+    }
+
+    #[test]
+    fn iou_basics() {
+        let a = Rect::new(0.0, 0.0, 10.0, 10.0);
+        assert_eq!(a.iou(&a), 1.0);
+        assert!((a.iou(&Rect::new(5.0, 0.0, 15.0, 10.0)) - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(a.iou(&Rect::new(20.0, 20.0, 30.0, 30.0)), 0.0);
+        assert_eq!(Rect::default().iou(&Rect::default()), 0.0);
+    }
+
+    #[test]
+    fn pixels_are_clipped_at_frame_edges() {
+        let r = Rect::new(-5.5, 10.2, 50.1, 700.0).to_pixels(40, 480);
+        assert_eq!(r, PixelRect::new(0, 10, 40, 480));
+        let r = Rect::new(f32::NAN, 1.0, 5.0, 2.0).to_pixels(40, 40);
+        assert_eq!((r.x0, r.x1), (0, 5));
+        assert!(
+            Rect::new(50.0, 50.0, 60.0, 60.0)
+                .to_pixels(40, 40)
+                .is_empty()
+        );
+        assert!(Rect::new(10.0, 10.0, 5.0, 5.0).to_pixels(40, 40).is_empty());
+    }
+}
