@@ -22,6 +22,7 @@ pub mod preprocess;
 pub mod redact;
 pub mod regions;
 pub mod temporal;
+pub mod uri;
 pub mod worker;
 pub mod yoloanonymize;
 
