@@ -26,6 +26,7 @@ pub mod regions;
 pub mod scene;
 pub mod stats;
 pub mod temporal;
+pub mod uri;
 pub mod worker;
 pub mod yoloanonymize;
 

@@ -10,34 +10,47 @@
 //! Everything about *what* is anonymized is the element's; this tool only builds the pipeline
 //! (`pipeline`), follows it (`run`), and reports (`progress`, `summary`). Errors are printed as
 //! one line and the exit status is non-zero: 1 for a failed run, 2 for bad arguments, 130 when
-//! interrupted.
+//! interrupted. Nothing is lost: an output is written under a temporary name and renamed when
+//! complete (`files`), no output may be an input, an existing output is replaced only with
+//! `--overwrite`, and credentials in URLs are masked in every line printed.
 
 mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use clap::error::ErrorKind;
 
 use cli::args::Cli;
-use cli::error::{Error, Result, one_line};
-use cli::jobs::{self, Plan};
+use cli::error::{Error, Result, print_err, print_out, printable};
+use cli::jobs::{self, Options, Plan};
 use cli::run::{self, EXIT_INTERRUPTED, Interrupt, Outcome};
 use cli::summary::{self, Stats};
 
 fn main() -> ExitCode {
     install_panic_hook();
-    let cli = match Cli::try_parse() {
+    if let Err(e) = init() {
+        print_err(&format!("error: {e}"));
+        return ExitCode::FAILURE;
+    }
+    // After init: the element's properties give the defaults and ranges of its flags.
+    let cli = match Cli::try_parse_with_element(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
     match anonymize(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            print_err(&format!("error: {e}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Initialises GStreamer and registers the element built into this program.
+fn init() -> Result<()> {
+    gst::init().map_err(|e| Error::new(format!("cannot initialise GStreamer: {e}")))?;
+    gstyoloanonymize::plugin_register_static()
+        .map_err(|e| Error::new(format!("cannot register the yoloanonymize element: {e}")))
 }
 
 /// Prints clap's help or version as is, and an argument error as one line (status 2).
@@ -54,7 +67,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
                 .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
                 .filter(|l| !l.trim_start().starts_with("tip:"))
                 .collect();
-            eprintln!("{} (see --help)", one_line(&lines.join("\n")));
+            print_err(&format!("{} (see --help)", printable(&lines.join("\n"))));
             ExitCode::from(2)
         }
     }
@@ -65,17 +78,26 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 fn install_panic_hook() {
     if std::env::var_os("RUST_BACKTRACE").is_none() {
         std::panic::set_hook(Box::new(|info| {
-            eprintln!("error: internal error: {}", one_line(&info.to_string()));
+            print_err(&format!(
+                "error: internal error: {}",
+                printable(&info.to_string())
+            ));
         }));
     }
 }
 
-/// Sets GStreamer up, plans the jobs, runs them and prints the summary.
+/// Plans the jobs (every path checked before anything is created), runs them and prints the
+/// summary.
 fn anonymize(cli: &Cli) -> Result<ExitCode> {
-    gst::init().map_err(|e| Error::new(format!("cannot initialise GStreamer: {e}")))?;
-    gstyoloanonymize::plugin_register_static()
-        .map_err(|e| Error::new(format!("cannot register the yoloanonymize element: {e}")))?;
-    let plan = jobs::plan(&cli.input, &cli.output, cli.detections_file.as_deref())?;
+    let options = Options {
+        overwrite: cli.overwrite,
+    };
+    let plan = jobs::plan(
+        &cli.input,
+        &cli.output,
+        cli.detections_file.as_deref(),
+        options,
+    )?;
     let interrupt = Interrupt::install()?;
     match &plan.folder {
         None => run_single(cli, &plan, &interrupt),
@@ -92,10 +114,12 @@ fn run_single(cli: &Cli, plan: &Plan, interrupt: &Interrupt) -> Result<ExitCode>
         .map_err(|e| Error::new(format!("{}: {e}", job.name)))?;
     if !cli.quiet {
         let output = job.output.display().to_string();
-        println!(
-            "{}",
-            summary::block(&outcome.stats, outcome.wall, &output, outcome.interrupted)
-        );
+        print_out(&summary::block(
+            &outcome.stats,
+            outcome.wall,
+            &output,
+            outcome.interrupted,
+        ));
     }
     Ok(exit_code(&outcome, job.live))
 }
@@ -122,31 +146,30 @@ fn run_folder(
                 total.add(&outcome.stats);
                 wall += outcome.wall;
                 if !cli.quiet {
-                    println!(
-                        "{}",
-                        summary::file_line(
-                            i + 1,
-                            total_jobs,
-                            &job.name,
-                            &job.output,
-                            &outcome.stats,
-                            outcome.wall
-                        )
-                    );
+                    print_out(&summary::file_line(
+                        i + 1,
+                        total_jobs,
+                        &job.name,
+                        &job.output,
+                        &outcome.stats,
+                        outcome.wall,
+                    ));
                 }
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {}: {e}", job.name);
+                print_err(&format!("error: {}: {e}", job.name));
             }
         }
     }
     if !cli.quiet {
         let output = format!("{} ({done} of {total_jobs} files)", folder.display());
-        println!(
-            "{}",
-            summary::block(&total, wall, &output, interrupt.requested())
-        );
+        print_out(&summary::block(
+            &total,
+            wall,
+            &output,
+            interrupt.requested(),
+        ));
     }
     Ok(if failed > 0 {
         ExitCode::FAILURE

@@ -1,20 +1,27 @@
 //! Command-line arguments, and how they become properties of the `yoloanonymize` and `x264enc`
 //! elements.
 //!
-//! Every range below is the element's own range: a value clap accepts is a value the property
-//! accepts, so setting it can never fail (GLib aborts on an out-of-range property value).
+//! The element is the one source of truth for the flags that are its properties
+//! ([`ELEMENT_FLAGS`]): [`Cli::command`] reads each one's `glib::ParamSpec` from the registered
+//! element and takes its default, its range (so a value clap accepts is a value the property
+//! accepts, and setting it can never fail: GLib aborts on an out-of-range value), the nicks of
+//! its enum or flags values, and its default spelling. `--device` is parsed by the engine's own
+//! [`Device::parse`].
 
-use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use gst::glib;
 use gst::prelude::*;
-use gstyoloanonymize::yoloanonymize::{
-    Method as ElementMethod, OnFailure as ElementOnFailure, Targets,
-};
+use gstyoloanonymize::engine::Device;
+use gstyoloanonymize::yoloanonymize::{Method, OnFailure, Targets, YoloAnonymize};
 
 /// Anonymize people in video: blur, pixelate or fill their eyes, faces or bodies, found with
 /// YOLO11n-pose, and write the result as H.264 in MP4 (audio is kept, as AAC).
+//
+// The flags that are properties of the `yoloanonymize` element (ELEMENT_FLAGS) get their default,
+// their range and their values from the element at run time (Cli::command).
 #[derive(Debug, Parser)]
 #[command(version)]
 pub struct Cli {
@@ -23,64 +30,69 @@ pub struct Cli {
     pub input: String,
 
     /// The MP4 file to write; for a folder INPUT, the folder to write into (created if missing;
-    /// same base names with .mp4)
+    /// same base names with .mp4). A device or FIFO (such as /dev/null) is written as it is
     pub output: PathBuf,
 
-    /// Parts of each person to redact: eyes, face, body, combined with + (e.g. eyes+face)
-    #[arg(long, value_parser = parse_targets, default_value = "eyes")]
+    /// Replace outputs (and detections files) that exist already; they are replaced only when the
+    /// run succeeds
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Parts of each person to redact, combined with + (e.g. eyes+face)
+    #[arg(long, value_parser = parse_targets)]
     pub targets: Targets,
 
     /// How regions are redacted
-    #[arg(long, value_enum, default_value_t = Method::Blur)]
+    #[arg(long, value_parser = parse_nick::<Method>)]
     pub method: Method,
 
-    /// Extra size added on each side of every region, as a fraction of its size (0 to 2)
-    #[arg(long, value_parser = fraction(0.0..=2.0), default_value_t = 0.15)]
+    /// Extra size added on each side of every region, as a fraction of its size
+    #[arg(long)]
     pub margin: f64,
 
     /// Block size in pixels for --method pixelate (0 = scaled to each region)
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1024), default_value_t = 0)]
+    #[arg(long)]
     pub pixel_size: u32,
 
     /// Colour for --method fill, as RRGGBB in hex (e.g. 000000 for black)
-    #[arg(long, value_parser = parse_color, default_value = "000000")]
+    #[arg(long, value_parser = parse_color)]
     pub fill_color: u32,
 
-    /// Minimum person score (0 to 1) for a detection to be redacted
-    #[arg(long, value_parser = fraction(0.0..=1.0), default_value_t = 0.25)]
+    /// Minimum person score for a detection to be redacted
+    #[arg(long)]
     pub conf_threshold: f64,
 
-    /// Frames analysed together in one inference call (1 to 32)
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=32), default_value_t = 4)]
+    /// Frames analysed together in one inference call
+    #[arg(long)]
     pub batch_size: u32,
 
-    /// Execution provider: auto (CUDA if available, else OpenVINO on the CPU if installed, else CPU), cpu, openvino, cuda or cuda:N
-    #[arg(long, value_parser = parse_device, default_value = "auto")]
-    pub device: String,
+    /// Execution provider: auto (CUDA if available, else OpenVINO on the CPU if installed, else
+    /// CPU), cpu, openvino, cuda or cuda:N
+    #[arg(long, value_parser = Device::parse)]
+    pub device: Device,
 
     /// ONNX Runtime threads (0 = one per core)
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=256), default_value_t = 0)]
+    #[arg(long)]
     pub threads: u32,
 
-    /// Long side of the network input in pixels (32 to 4096, rounded up to a multiple of 32)
-    #[arg(long, value_parser = clap::value_parser!(u32).range(32..=4096), default_value_t = 640)]
+    /// Long side of the network input in pixels (rounded up to a multiple of 32)
+    #[arg(long)]
     pub input_size: u32,
 
-    /// Frames a person stays redacted after the model last found them (0 to 1000)
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1000), default_value_t = 8)]
+    /// Frames a person stays redacted after the model last found them
+    #[arg(long)]
     pub hold_frames: u32,
 
     /// On CUDA, run the float16 variant of the model (<model>-fp16.onnx); ignored on the CPU
     #[arg(long)]
     pub half_precision: bool,
 
-    /// Run the model on every Nth frame only (1 to 100); regions are carried in between
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100), default_value_t = 1)]
+    /// Run the model on every Nth frame only; regions are carried in between
+    #[arg(long)]
     pub detect_interval: u32,
 
-    /// Frames the model could not analyse: pixelated whole (redact-frame), stop with an error
-    /// (error), or let out untouched (passthrough: UNSAFE, faces leak)
-    #[arg(long, value_enum, default_value_t = OnFailure::RedactFrame)]
+    /// What happens to frames the model could not analyse
+    #[arg(long, value_parser = parse_nick::<OnFailure>)]
     pub on_failure: OnFailure,
 
     /// YOLO pose ONNX model [default: the bundled YOLO11n-pose]
@@ -106,47 +118,24 @@ pub struct Cli {
     pub quiet: bool,
 }
 
-/// `--method`: the element's `method` property.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Method {
-    /// Strong box blur scaled to the region
-    Blur,
-    /// Block means, block size scaled to the region or --pixel-size
-    Pixelate,
-    /// Solid --fill-color
-    Fill,
-}
-
-impl From<Method> for ElementMethod {
-    fn from(m: Method) -> Self {
-        match m {
-            Method::Blur => ElementMethod::Blur,
-            Method::Pixelate => ElementMethod::Pixelate,
-            Method::Fill => ElementMethod::Fill,
-        }
-    }
-}
-
-/// `--on-failure`: the element's `on-failure` property.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnFailure {
-    /// Pixelate the whole frame and print a warning
-    RedactFrame,
-    /// Stop with an error
-    Error,
-    /// Let the frame out untouched (UNSAFE: faces leak)
-    Passthrough,
-}
-
-impl From<OnFailure> for ElementOnFailure {
-    fn from(f: OnFailure) -> Self {
-        match f {
-            OnFailure::RedactFrame => ElementOnFailure::RedactFrame,
-            OnFailure::Error => ElementOnFailure::Error,
-            OnFailure::Passthrough => ElementOnFailure::Passthrough,
-        }
-    }
-}
+/// The flags that are the `yoloanonymize` element's properties of the same name: their default
+/// and range (numbers), values (enums and flags) and default spelling (device) are the element's.
+pub const ELEMENT_FLAGS: &[&str] = &[
+    "targets",
+    "method",
+    "margin",
+    "pixel-size",
+    "fill-color",
+    "conf-threshold",
+    "batch-size",
+    "device",
+    "threads",
+    "input-size",
+    "hold-frames",
+    "half-precision",
+    "detect-interval",
+    "on-failure",
+];
 
 /// `--preset`: x264enc's `speed-preset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -183,23 +172,53 @@ impl Preset {
 const DEFAULT_QUALITY: u32 = 21;
 
 impl Cli {
+    /// The command line's definition, with the defaults, ranges and values of the flags in
+    /// [`ELEMENT_FLAGS`] read from the `yoloanonymize` element's properties. GStreamer must be
+    /// initialised.
+    pub fn command() -> Command {
+        let class = glib::Class::<glib::Object>::from_type(YoloAnonymize::static_type())
+            .expect("the yoloanonymize element type is registered");
+        ELEMENT_FLAGS
+            .iter()
+            .fold(<Self as CommandFactory>::command(), |cmd, &name| {
+                let pspec = class
+                    .find_property(name)
+                    .unwrap_or_else(|| panic!("yoloanonymize has no property {name}"));
+                cmd.mut_arg(name.replace('-', "_"), |arg| match name {
+                    "method" => enum_arg::<Method>(arg, &pspec),
+                    "on-failure" => enum_arg::<OnFailure>(arg, &pspec),
+                    _ => from_property(arg, &pspec),
+                })
+            })
+    }
+
+    /// Parses `args` (the program name first) against [`Cli::command`].
+    pub fn try_parse_with_element<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut matches: ArgMatches = Self::command().try_get_matches_from(args)?;
+        Cli::from_arg_matches_mut(&mut matches)
+    }
+
     /// Sets the `yoloanonymize` element's properties from the flags. `detections_file` is the
     /// audit file for this input (see [`crate::cli::jobs`]), if any.
     pub fn configure_anonymizer(&self, element: &gst::Element, detections_file: Option<&PathBuf>) {
         element.set_property("targets", self.targets);
-        element.set_property("method", ElementMethod::from(self.method));
+        element.set_property("method", self.method);
         element.set_property("margin", self.margin);
         element.set_property("pixel-size", self.pixel_size);
         element.set_property("fill-color", self.fill_color);
         element.set_property("conf-threshold", self.conf_threshold);
         element.set_property("batch-size", self.batch_size);
-        element.set_property("device", &self.device);
+        element.set_property("device", self.device.to_string());
         element.set_property("threads", self.threads);
         element.set_property("input-size", self.input_size);
         element.set_property("hold-frames", self.hold_frames);
         element.set_property("half-precision", self.half_precision);
         element.set_property("detect-interval", self.detect_interval);
-        element.set_property("on-failure", ElementOnFailure::from(self.on_failure));
+        element.set_property("on-failure", self.on_failure);
         if let Some(model) = &self.model {
             element.set_property("model", model.to_string_lossy().as_ref());
         }
@@ -224,22 +243,137 @@ impl Cli {
     }
 }
 
-/// Parses `--targets`: `eyes`, `face`, `body`, joined by `+` (or `,`).
+/// `arg` with the default, range or values of the element property `pspec`.
+fn from_property(arg: Arg, pspec: &glib::ParamSpec) -> Arg {
+    let arg = arg.required(false);
+    if let Some(p) = pspec.downcast_ref::<glib::ParamSpecUInt>() {
+        let (min, max, default) = (p.minimum(), p.maximum(), p.default_value());
+        if pspec.name() == "fill-color" {
+            // Written as RRGGBB; parse_color keeps it within 0xFFFFFF, the property's maximum.
+            assert_eq!(max, 0xFF_FF_FF, "fill-color's range");
+            return arg.default_value(leak(format!("{default:06x}")));
+        }
+        let arg = with_range(arg, min, max);
+        arg.value_parser(clap::value_parser!(u32).range(i64::from(min)..=i64::from(max)))
+            .default_value(leak(default.to_string()))
+    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecDouble>() {
+        let (min, max, default) = (p.minimum(), p.maximum(), p.default_value());
+        with_range(arg, min, max)
+            .value_parser(move |s: &str| match s.trim().parse::<f64>() {
+                Ok(v) if (min..=max).contains(&v) => Ok(v),
+                _ => Err(format!("expected a number from {min} to {max}")),
+            })
+            .default_value(leak(default.to_string()))
+    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecFlags>() {
+        let class = p.flags_class();
+        let default = p.default_value_as_u32();
+        let nicks: Vec<&str> = class.values().iter().map(|v| v.nick()).collect();
+        let default: Vec<&str> = class
+            .values()
+            .iter()
+            .filter(|v| v.value() & default != 0)
+            .map(|v| v.nick())
+            .collect();
+        let help = format!(
+            "{}: {}",
+            arg.get_help().map(ToString::to_string).unwrap_or_default(),
+            nicks.join(", ")
+        );
+        arg.help(help).default_value(leak(default.join("+")))
+    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecString>() {
+        arg.default_value(leak(p.default_value().unwrap_or("").to_owned()))
+    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecBoolean>() {
+        // A switch: it can only turn on what is off by default.
+        assert!(!p.default_value(), "{} is on by default", pspec.name());
+        arg
+    } else {
+        panic!("{}: no flag for a {} property", pspec.name(), pspec.type_())
+    }
+}
+
+/// `arg` taking the nicks of the element's enum property `pspec` (each described by its value's
+/// name), the default's nick by default.
+fn enum_arg<E>(arg: Arg, pspec: &glib::ParamSpec) -> Arg
+where
+    E: StaticType + for<'a> glib::value::FromValue<'a> + Clone + Send + Sync + 'static,
+{
+    let p = pspec
+        .downcast_ref::<glib::ParamSpecEnum>()
+        .unwrap_or_else(|| panic!("{} is not an enum property", pspec.name()));
+    let class = p.enum_class();
+    assert_eq!(class.type_(), E::static_type(), "{}'s type", pspec.name());
+    let default = class
+        .value(p.default_value_as_i32())
+        .expect("the default is one of the values")
+        .nick();
+    let values: Vec<PossibleValue> = class
+        .values()
+        .iter()
+        .map(|v| PossibleValue::new(v.nick()).help(description(v.name()).to_owned()))
+        .collect();
+    arg.required(false)
+        .value_parser(
+            PossibleValuesParser::new(values).try_map(|nick: String| parse_nick::<E>(&nick)),
+        )
+        .default_value(default)
+}
+
+/// `arg` with `(min to max)` at the end of its help (inside its closing parenthesis if it has
+/// one).
+fn with_range(arg: Arg, min: impl std::fmt::Display, max: impl std::fmt::Display) -> Arg {
+    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+    let help = match help.strip_suffix(')') {
+        Some(head) => format!("{head}; {min} to {max})"),
+        None => format!("{help} ({min} to {max})"),
+    };
+    arg.help(help)
+}
+
+/// An enum value's description without its `Name: ` lead (`Blur: strong box blur` → `strong box
+/// blur`).
+fn description(name: &str) -> &str {
+    name.split_once(": ").map_or(name, |(_, d)| d)
+}
+
+/// A string that lives as long as the program (clap takes `&'static str` defaults; the command
+/// is built once).
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// Parses an enum flag by the nick of the element's value (`blur`, `redact-frame`).
+fn parse_nick<E>(s: &str) -> Result<E, String>
+where
+    E: StaticType + for<'a> glib::value::FromValue<'a>,
+{
+    let class = glib::EnumClass::with_type(E::static_type()).expect("an enum type");
+    class
+        .to_value_by_nick(s)
+        .and_then(|v| v.get::<E>().ok())
+        .ok_or_else(|| {
+            let nicks: Vec<&str> = class.values().iter().map(|v| v.nick()).collect();
+            format!("expected one of {}", nicks.join(", "))
+        })
+}
+
+/// Parses `--targets`: the nicks of the element's `targets` flags (`eyes`, `face`, `body`),
+/// joined by `+` (or `,`).
 fn parse_targets(s: &str) -> Result<Targets, String> {
-    let mut targets = Targets::empty();
+    let class = glib::FlagsClass::with_type(Targets::static_type()).expect("a flags type");
+    let mut bits = 0;
     for part in s.split(['+', ',']).map(str::trim) {
-        targets |= match part {
-            "eyes" => Targets::EYES,
-            "face" => Targets::FACE,
-            "body" => Targets::BODY,
-            _ => {
+        match class.value_by_nick(part) {
+            Some(v) => bits |= v.value(),
+            None => {
+                let nicks: Vec<&str> = class.values().iter().map(|v| v.nick()).collect();
                 return Err(format!(
-                    "unknown target '{part}' (expected eyes, face, body, joined by +)"
+                    "unknown target '{part}' (expected {}, joined by +)",
+                    nicks.join(", ")
                 ));
             }
-        };
+        }
     }
-    Ok(targets)
+    Targets::from_bits(bits).ok_or_else(|| format!("unknown targets '{s}'"))
 }
 
 /// Parses `--model`: an existing file (the element checks that it is a pose model).
@@ -249,18 +383,6 @@ fn parse_model(s: &str) -> Result<PathBuf, String> {
         Ok(path)
     } else {
         Err("no such model file".to_owned())
-    }
-}
-
-/// Parses `--device`: `auto`, `cpu`, `openvino`, `cuda` or `cuda:N`.
-fn parse_device(s: &str) -> Result<String, String> {
-    let ok = matches!(s, "auto" | "cpu" | "openvino" | "cuda")
-        || s.strip_prefix("cuda:")
-            .is_some_and(|n| n.parse::<u32>().is_ok());
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err("expected auto, cpu, openvino, cuda or cuda:N".to_owned())
     }
 }
 
@@ -276,36 +398,116 @@ fn parse_color(s: &str) -> Result<u32, String> {
     }
 }
 
-/// A parser for a number within `range`.
-fn fraction(range: RangeInclusive<f64>) -> impl Fn(&str) -> Result<f64, String> + Clone {
-    move |s: &str| match s.parse::<f64>() {
-        Ok(v) if range.contains(&v) => Ok(v),
-        _ => Err(format!(
-            "expected a number from {} to {}",
-            range.start(),
-            range.end()
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn init() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            gst::init().unwrap();
+            gstyoloanonymize::plugin_register_static().unwrap();
+        });
+    }
+
+    fn parse(extra: &[&str]) -> Result<Cli, clap::Error> {
+        init();
+        let args = ["yoloanonymize-cli", "in.mp4", "out.mp4"];
+        Cli::try_parse_with_element(args.iter().chain(extra))
+    }
+
+    /// Every flag left out is the element's default: set on a fresh element, no property changes.
+    #[test]
+    fn defaults_are_the_elements() {
+        let cli = parse(&[]).unwrap();
+        let fresh = gst::ElementFactory::make("yoloanonymize").build().unwrap();
+        let configured = gst::ElementFactory::make("yoloanonymize").build().unwrap();
+        cli.configure_anonymizer(&configured, None);
+        for name in ELEMENT_FLAGS {
+            let (a, b) = (fresh.property_value(name), configured.property_value(name));
+            assert_eq!(
+                format!("{a:?}"),
+                format!("{b:?}"),
+                "--{name}: the CLI's default is not the element's"
+            );
+        }
+    }
+
+    /// Each number flag takes exactly its property's range: both ends, and not one step beyond.
+    #[test]
+    fn ranges_are_the_elements() {
+        init();
+        let element = gst::ElementFactory::make("yoloanonymize").build().unwrap();
+        let mut checked = 0;
+        for name in ELEMENT_FLAGS {
+            let pspec = element.find_property(name).unwrap();
+            let flag = format!("--{name}");
+            let (inside, outside): (Vec<String>, Vec<String>) =
+                if let Some(p) = pspec.downcast_ref::<glib::ParamSpecUInt>() {
+                    if *name == "fill-color" {
+                        continue;
+                    }
+                    let below = p.minimum().checked_sub(1).map(|v| v.to_string());
+                    (
+                        vec![p.minimum().to_string(), p.maximum().to_string()],
+                        below
+                            .into_iter()
+                            .chain([(p.maximum() as u64 + 1).to_string()])
+                            .collect(),
+                    )
+                } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecDouble>() {
+                    (
+                        vec![p.minimum().to_string(), p.maximum().to_string()],
+                        vec![
+                            (p.minimum() - 0.01).to_string(),
+                            (p.maximum() + 0.01).to_string(),
+                        ],
+                    )
+                } else {
+                    continue;
+                };
+            for v in &inside {
+                let cli = parse(&[&flag, v]).unwrap_or_else(|e| panic!("{flag} {v}: {e}"));
+                cli.configure_anonymizer(&element, None);
+            }
+            for v in &outside {
+                assert!(parse(&[&flag, v]).is_err(), "{flag} {v} accepted");
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, 8, "number flags checked");
+    }
+
+    #[test]
+    fn enums_take_the_elements_nicks() {
+        let cli = parse(&["--method", "pixelate", "--on-failure", "error"]).unwrap();
+        assert_eq!(cli.method, Method::Pixelate);
+        assert_eq!(cli.on_failure, OnFailure::Error);
+        assert!(parse(&["--method", "sharpen"]).is_err());
+        assert!(parse(&["--on-failure", "redact_frame"]).is_err());
+    }
+
     #[test]
     fn targets_combine() {
+        init();
         assert_eq!(
             parse_targets("eyes+face"),
             Ok(Targets::EYES | Targets::FACE)
         );
         assert!(parse_targets("eyes+nose").is_err());
+        assert!(parse_targets("").is_err());
     }
 
+    /// `--device` takes what the element takes, spelled as the element spells it.
     #[test]
-    fn devices() {
-        assert!(parse_device("cuda:1").is_ok());
-        assert!(parse_device("gpu").is_err());
-        assert!(parse_device("cuda:x").is_err());
+    fn devices_are_the_engines() {
+        for s in ["auto", "cpu", "openvino", "cuda", "cuda:1", "gpu", "CPU"] {
+            let cli = parse(&["--device", s]).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(Ok(cli.device), Device::parse(s));
+        }
+        for s in ["tpu", "cuda:x", "cuda:-1"] {
+            assert!(parse(&["--device", s]).is_err(), "{s}");
+        }
     }
 
     #[test]

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use gstyoloanonymize::uri::mask_credentials;
+
 use super::error::{Error, Result};
+use super::files::{Identity, Kind, classify, io_reason};
 
 /// File name extensions taken as videos when INPUT is a folder (compared case-insensitively).
 const VIDEO_EXTENSIONS: &[&str] = &[
@@ -18,10 +21,12 @@ const VIDEO_EXTENSIONS: &[&str] = &[
 pub struct Job {
     /// URI given to `uridecodebin`.
     pub uri: String,
-    /// How the input is named to the user.
+    /// How the input is named to the user (credentials masked).
     pub name: String,
-    /// The MP4 file to write.
+    /// The MP4 file to write (symbolic links resolved when it exists).
     pub output: PathBuf,
+    /// The output is a device or FIFO: written as it is, never staged, renamed or removed.
+    pub direct: bool,
     /// The element's audit trail for this input, if asked for.
     pub detections_file: Option<PathBuf>,
     /// A live stream (RTSP): recorded until Ctrl-C or its end, with no known duration.
@@ -35,25 +40,50 @@ pub struct Plan {
     pub folder: Option<PathBuf>,
 }
 
-/// Resolves INPUT (file, folder or stream URL), OUTPUT and `--detections-file` into jobs.
-pub fn plan(input: &str, output: &Path, detections: Option<&Path>) -> Result<Plan> {
-    if is_uri(input) {
-        return Ok(Plan {
-            jobs: vec![stream_job(input, output, detections)?],
-            folder: None,
-        });
-    }
-    let path = Path::new(input);
-    let meta = fs::metadata(path)
-        .map_err(|e| Error::new(format!("cannot read input {input}: {}", io_reason(&e))))?;
+/// What the output paths may replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// `--overwrite`: existing outputs and detections files may be replaced.
+    pub overwrite: bool,
+}
+
+/// Resolves INPUT (file, folder or stream URL), OUTPUT and `--detections-file` into jobs. Every
+/// check (no output is an input, no two outputs are one file, no existing output without
+/// `--overwrite`) is done before anything is created.
+pub fn plan(
+    input: &str,
+    output: &Path,
+    detections: Option<&Path>,
+    options: Options,
+) -> Result<Plan> {
+    let local = if is_uri(input) {
+        match file_uri_path(input) {
+            Some(path) => path,
+            None => {
+                return Ok(Plan {
+                    jobs: vec![stream_job(input, output, detections, options)?],
+                    folder: None,
+                });
+            }
+        }
+    } else {
+        PathBuf::from(input)
+    };
+    let meta = fs::metadata(&local).map_err(|e| {
+        Error::new(format!(
+            "cannot read input {}: {}",
+            local.display(),
+            io_reason(&e)
+        ))
+    })?;
     if meta.is_dir() {
         Ok(Plan {
-            jobs: folder_jobs(path, output, detections)?,
+            jobs: folder_jobs(&local, output, detections, options)?,
             folder: Some(output.to_owned()),
         })
     } else {
         Ok(Plan {
-            jobs: vec![file_job(path, output, detections)?],
+            jobs: vec![file_job(&local, output, detections, options)?],
             folder: None,
         })
     }
@@ -69,48 +99,85 @@ fn is_uri(s: &str) -> bool {
     })
 }
 
-/// A job reading a URL; RTSP URLs are live.
-fn stream_job(uri: &str, output: &Path, detections: Option<&Path>) -> Result<Job> {
-    if output.is_dir() {
-        return Err(Error::new(format!(
-            "output {} is a folder; give the MP4 file to record {uri} into",
-            output.display()
-        )));
+/// The local path of a `file://` URI, which is then checked as any input file.
+fn file_uri_path(uri: &str) -> Option<PathBuf> {
+    let (scheme, _) = uri.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("file") {
+        return None;
     }
-    check_parent(output)?;
+    gst::glib::filename_from_uri(uri).ok().map(|(path, _)| path)
+}
+
+/// A job reading a URL; RTSP URLs are live.
+fn stream_job(
+    uri: &str,
+    output: &Path,
+    detections: Option<&Path>,
+    options: Options,
+) -> Result<Job> {
+    let name = mask_credentials(uri).into_owned();
+    let (output, direct) = match classify(output, "output")? {
+        Kind::Folder => {
+            return Err(Error::new(format!(
+                "output {} is a folder; give the MP4 file to record {name} into",
+                output.display()
+            )));
+        }
+        kind => check_output(output, kind, options)?,
+    };
+    let detections = check_detections(detections, &[], &output, options)?;
+    check_parents(&output, detections.as_deref())?;
     let scheme = uri
         .split_once("://")
         .map_or("", |(s, _)| s)
         .to_ascii_lowercase();
     Ok(Job {
         uri: uri.to_owned(),
-        name: uri.to_owned(),
-        output: output.to_owned(),
-        detections_file: detections.map(Path::to_owned),
+        name,
+        output,
+        direct,
+        detections_file: detections,
         live: scheme.starts_with("rtsp"),
     })
 }
 
 /// A job for one file. OUTPUT may be an existing folder: the output is then `<stem>.mp4` in it.
-fn file_job(input: &Path, output: &Path, detections: Option<&Path>) -> Result<Job> {
-    let output = if output.is_dir() {
-        output.join(output_name(input))
-    } else {
-        output.to_owned()
-    };
-    check_parent(&output)?;
-    check_not_same(input, &output)?;
+fn file_job(
+    input: &Path,
+    output: &Path,
+    detections: Option<&Path>,
+    options: Options,
+) -> Result<Job> {
+    let inputs = [Identity::of(input)];
+    let mut kind = classify(output, "output")?;
+    let mut output = output.to_owned();
+    if kind == Kind::Folder {
+        output = output.join(output_name(input));
+        kind = classify(&output, "output")?;
+    }
+    check_not_input(&output, &inputs, "output")?;
+    let (output, direct) = check_output(&output, kind, options)?;
+    let detections = check_detections(detections, &inputs, &output, options)?;
+    check_parents(&output, detections.as_deref())?;
     Ok(Job {
         uri: file_uri(input)?,
         name: input.display().to_string(),
         output,
-        detections_file: detections.map(Path::to_owned),
+        direct,
+        detections_file: detections,
         live: false,
     })
 }
 
 /// One job per video file in `dir` (not recursive), sorted by name, written into `out_dir`.
-fn folder_jobs(dir: &Path, out_dir: &Path, detections: Option<&Path>) -> Result<Vec<Job>> {
+/// The folder is listed once, before anything is written: an output folder inside it is never
+/// read as input.
+fn folder_jobs(
+    dir: &Path,
+    out_dir: &Path,
+    detections: Option<&Path>,
+    options: Options,
+) -> Result<Vec<Job>> {
     let videos = videos_in(dir)?;
     if videos.is_empty() {
         return Err(Error::new(format!(
@@ -120,28 +187,138 @@ fn folder_jobs(dir: &Path, out_dir: &Path, detections: Option<&Path>) -> Result<
         )));
     }
     check_unique_outputs(&videos)?;
+    check_folder(out_dir, "output folder")?;
+    if let Some(d) = detections {
+        check_folder(d, "detections folder")?;
+    }
+    let inputs: Vec<Identity> = videos.iter().map(|v| Identity::of(v)).collect();
+    let mut jobs = Vec::with_capacity(videos.len());
+    let mut outputs: Vec<(Identity, PathBuf)> = Vec::new();
+    for video in &videos {
+        let output = out_dir.join(output_name(video));
+        check_not_input(&output, &inputs, "output")?;
+        let kind = classify(&output, "output")?;
+        if kind == Kind::Folder {
+            return Err(Error::new(format!(
+                "{} is a folder; it cannot be the output of {}",
+                output.display(),
+                video.display()
+            )));
+        }
+        let (output, direct) = check_output(&output, kind, options)?;
+        let detections_file =
+            detections.map(|d| d.join(output_name(video)).with_extension("jsonl"));
+        let detections_file =
+            check_detections(detections_file.as_deref(), &inputs, &output, options)?;
+        for path in std::iter::once(&output).chain(detections_file.as_ref()) {
+            let id = Identity::of(path);
+            if !direct && let Some((_, first)) = outputs.iter().find(|(o, _)| o.same(&id)) {
+                return Err(Error::new(format!(
+                    "{} and {} are the same file; choose other folders",
+                    first.display(),
+                    path.display()
+                )));
+            }
+            outputs.push((id, path.clone()));
+        }
+        jobs.push(Job {
+            uri: file_uri(video)?,
+            name: video.display().to_string(),
+            output,
+            direct,
+            detections_file,
+            live: false,
+        });
+    }
     create_folder(out_dir)?;
     if let Some(d) = detections {
         create_folder(d)?;
     }
-    videos
-        .iter()
-        .map(|video| {
-            let output = out_dir.join(output_name(video));
-            check_not_same(video, &output)?;
-            Ok(Job {
-                uri: file_uri(video)?,
-                name: video.display().to_string(),
-                output,
-                detections_file: detections
-                    .map(|d| d.join(output_name(video)).with_extension("jsonl")),
-                live: false,
-            })
-        })
-        .collect()
+    Ok(jobs)
 }
 
-/// The video files directly in `dir`, sorted.
+/// Fails when `output` is one of `inputs` (the same path, a symbolic link to it or a hard link of
+/// it: the same device and inode).
+fn check_not_input(output: &Path, inputs: &[Identity], what: &str) -> Result<()> {
+    let id = Identity::of(output);
+    if inputs.iter().any(|i| i.same(&id)) {
+        Err(Error::new(format!(
+            "{what} {} is an input (the same file); choose another {what}",
+            output.display()
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks an output path of `kind` against `--overwrite` (its folder is the caller's to check),
+/// and returns the path to write (a symbolic link to an existing file resolved, so that the file it names is replaced
+/// and the link kept) and whether it is written directly (a device or FIFO).
+fn check_output(output: &Path, kind: Kind, options: Options) -> Result<(PathBuf, bool)> {
+    match kind {
+        Kind::Special => Ok((output.to_owned(), true)),
+        Kind::Existing if !options.overwrite => Err(Error::new(format!(
+            "output {} exists; give --overwrite to replace it (it is replaced only when the run succeeds)",
+            output.display()
+        ))),
+        Kind::Existing => Ok((
+            output.canonicalize().unwrap_or_else(|_| output.to_owned()),
+            false,
+        )),
+        Kind::New => Ok((output.to_owned(), false)),
+        Kind::Folder => Err(Error::new(format!(
+            "output {} is a folder; give a file name",
+            output.display()
+        ))),
+    }
+}
+
+/// Checks `--detections-file` (the element writes it to a temporary name and renames it at EOS):
+/// not an input, not the video output, not an existing file without `--overwrite`, a regular
+/// file (its folder is the caller's to check).
+fn check_detections(
+    detections: Option<&Path>,
+    inputs: &[Identity],
+    output: &Path,
+    options: Options,
+) -> Result<Option<PathBuf>> {
+    let Some(path) = detections else {
+        return Ok(None);
+    };
+    check_not_input(path, inputs, "detections file")?;
+    if Identity::of(path).same(&Identity::of(output)) {
+        return Err(Error::new(format!(
+            "detections file {} is the video output; choose another detections file",
+            path.display()
+        )));
+    }
+    match classify(path, "detections file")? {
+        Kind::New => {}
+        Kind::Existing if !options.overwrite => {
+            return Err(Error::new(format!(
+                "detections file {} exists; give --overwrite to replace it",
+                path.display()
+            )));
+        }
+        Kind::Existing => {}
+        Kind::Special => {
+            return Err(Error::new(format!(
+                "detections file {} is a device or FIFO; give a file (it is written under a temporary name and renamed when complete)",
+                path.display()
+            )));
+        }
+        Kind::Folder => {
+            return Err(Error::new(format!(
+                "detections file {} is a folder; give a file name",
+                path.display()
+            )));
+        }
+    }
+    Ok(Some(path.to_owned()))
+}
+
+/// The video files directly in `dir`, sorted; hidden files (names starting with `.`, such as
+/// this tool's temporary files or macOS's `._clip.mp4`) are left out.
 fn videos_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = fs::read_dir(dir).map_err(|e| {
         Error::new(format!(
@@ -152,7 +329,7 @@ fn videos_in(dir: &Path) -> Result<Vec<PathBuf>> {
     })?;
     let mut videos: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && is_video(p))
+        .filter(|p| p.is_file() && is_video(p) && !is_hidden(p))
         .collect();
     videos.sort();
     Ok(videos)
@@ -163,6 +340,12 @@ fn is_video(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Whether the file name starts with a dot.
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
 }
 
 /// `<stem>.mp4` for an input file.
@@ -187,40 +370,38 @@ fn check_unique_outputs(videos: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// Fails when the folder `output` would be written into does not exist.
-fn check_parent(output: &Path) -> Result<()> {
-    match output.parent() {
+/// Fails when the folder of the output or of the detections file does not exist.
+fn check_parents(output: &Path, detections: Option<&Path>) -> Result<()> {
+    check_parent(output, "output")?;
+    match detections {
+        Some(d) => check_parent(d, "detections file"),
+        None => Ok(()),
+    }
+}
+
+/// Fails when the folder `path` would be written into does not exist.
+fn check_parent(path: &Path, what: &str) -> Result<()> {
+    match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => Err(Error::new(
-            format!("output folder {} does not exist", parent.display()),
+            format!("{what} folder {} does not exist", parent.display()),
         )),
         _ => Ok(()),
     }
 }
 
-/// Fails when `output` is the input file itself.
-fn check_not_same(input: &Path, output: &Path) -> Result<()> {
-    let same = match (input.canonicalize(), output.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same {
-        Err(Error::new(format!(
-            "output {} would overwrite its input; choose another output",
-            output.display()
-        )))
-    } else {
-        Ok(())
+/// Fails when `dir` exists and is not a folder.
+fn check_folder(dir: &Path, what: &str) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::new(format!(
+            "{what} {} exists and is not a folder",
+            dir.display()
+        )));
     }
+    Ok(())
 }
 
 /// Creates `dir` (and its parents) unless it exists.
 fn create_folder(dir: &Path) -> Result<()> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(Error::new(format!(
-            "{} exists and is not a folder",
-            dir.display()
-        )));
-    }
     fs::create_dir_all(dir).map_err(|e| {
         Error::new(format!(
             "cannot create folder {}: {}",
@@ -244,18 +425,109 @@ fn file_uri(path: &Path) -> Result<String> {
         .map_err(|e| Error::new(format!("cannot make a URI of {}: {e}", path.display())))
 }
 
-/// An I/O error's reason, without Rust's `(os error N)` suffix.
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or folder".to_owned(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        _ => e.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NO_OVERWRITE: Options = Options { overwrite: false };
+    const OVERWRITE: Options = Options { overwrite: true };
+
+    fn error(input: &Path, output: &Path, detections: Option<&Path>, options: Options) -> String {
+        gst::init().unwrap();
+        plan(input.to_str().unwrap(), output, detections, options)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn an_output_that_is_an_input_is_refused_by_any_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.mp4");
+        fs::write(&input, "video").unwrap();
+        let hard = dir.path().join("hard.mp4");
+        fs::hard_link(&input, &hard).unwrap();
+        let soft = dir.path().join("soft.mp4");
+        std::os::unix::fs::symlink(&input, &soft).unwrap();
+        let out = dir.path().join("out.mp4");
+        for options in [NO_OVERWRITE, OVERWRITE] {
+            for output in [&input, &hard, &soft] {
+                let e = error(&input, output, None, options);
+                assert!(e.contains("is an input"), "{e}");
+                let e = error(&input, &out, Some(output), options);
+                assert!(
+                    e.contains("detections file") && e.contains("is an input"),
+                    "{e}"
+                );
+            }
+            let e = error(&input, &out, Some(&out), options);
+            assert!(e.contains("is the video output"), "{e}");
+        }
+        assert_eq!(fs::read_to_string(&input).unwrap(), "video");
+        assert!(!out.exists());
+    }
+
+    #[test]
+    fn existing_outputs_need_overwrite_devices_do_not() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.mp4");
+        fs::write(&input, "video").unwrap();
+        let out = dir.path().join("out.mp4");
+        fs::write(&out, "precious").unwrap();
+        let e = error(&input, &out, None, NO_OVERWRITE);
+        assert!(e.contains("exists") && e.contains("--overwrite"), "{e}");
+        let input = input.to_str().unwrap();
+        let plan_ = plan(input, &out, None, OVERWRITE).unwrap();
+        assert!(!plan_.jobs[0].direct);
+        let plan_ = plan(input, Path::new("/dev/null"), None, NO_OVERWRITE).unwrap();
+        assert!(plan_.jobs[0].direct);
+        assert_eq!(plan_.jobs[0].output, Path::new("/dev/null"));
+        let e = error(
+            Path::new(input),
+            &dir.path().join("o.mp4"),
+            Some(Path::new("/dev/null")),
+            NO_OVERWRITE,
+        );
+        assert!(e.contains("device or FIFO"), "{e}");
+    }
+
+    #[test]
+    fn folder_outputs_inside_the_input_folder_are_not_inputs() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.mkv"), "video").unwrap();
+        fs::write(
+            dir.path().join(".a.mp4.1-0.yoloanonymize-partial.mp4"),
+            "temp",
+        )
+        .unwrap();
+        let out = dir.path().join("anonymized");
+        fs::create_dir(&out).unwrap();
+        fs::write(out.join("b.mp4"), "an earlier output").unwrap();
+        let p = plan(dir.path().to_str().unwrap(), &out, None, NO_OVERWRITE).unwrap();
+        let names: Vec<&str> = p.jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(names, [dir.path().join("a.mkv").to_str().unwrap()]);
+        // The input folder as its own output folder: a.mp4 would be the input a.mp4.
+        fs::write(dir.path().join("c.mp4"), "video").unwrap();
+        let e = error(dir.path(), dir.path(), None, OVERWRITE);
+        assert!(e.contains("c.mp4") && e.contains("is an input"), "{e}");
+    }
+
+    #[test]
+    fn stream_credentials_are_masked_in_the_name() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = plan(
+            "rtsp://user:secret@cam/x",
+            &dir.path().join("o.mp4"),
+            None,
+            NO_OVERWRITE,
+        )
+        .unwrap();
+        assert_eq!(p.jobs[0].name, "rtsp://user:***@cam/x");
+        assert_eq!(p.jobs[0].uri, "rtsp://user:secret@cam/x");
+        assert!(p.jobs[0].live);
+    }
 
     #[test]
     fn uris() {
@@ -283,7 +555,13 @@ mod tests {
 
     #[test]
     fn missing_input() {
-        let err = plan("/no/such/clip.mp4", Path::new("out.mp4"), None).unwrap_err();
+        let err = plan(
+            "/no/such/clip.mp4",
+            Path::new("out.mp4"),
+            None,
+            NO_OVERWRITE,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("/no/such/clip.mp4"), "{err}");
     }
 }

@@ -9,8 +9,9 @@
 //! video stream to the video branch, the first audio stream to a new audio branch, anything else to
 //! a `fakesink`.
 
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use gst::prelude::*;
 
@@ -30,10 +31,16 @@ pub struct Anonymizer {
     pub pipeline: gst::Pipeline,
     /// The `yoloanonymize` element (its sink pad's caps give the frame rate).
     pub anonymize: gst::Element,
+    /// Buffers that left the anonymizer or the encoder so far: whether the pipeline is moving
+    /// (while it drains after Ctrl-C).
+    pub moved: Arc<AtomicU64>,
+    /// The file sink: its errors are about writing the output.
+    pub sink: gst::Element,
 }
 
-/// Builds the pipeline that anonymizes `job` with the settings in `cli`.
-pub fn build(job: &Job, cli: &Cli) -> Result<Anonymizer> {
+/// Builds the pipeline that anonymizes `job` with the settings in `cli`, writing the MP4 to
+/// `location` (the job's temporary file, or its output when that is a device or FIFO).
+pub fn build(job: &Job, location: &Path, cli: &Cli) -> Result<Anonymizer> {
     let pipeline = gst::Pipeline::with_name("yoloanonymize-cli");
     let source = make("uridecodebin")?;
     source.set_property("uri", &job.uri);
@@ -57,7 +64,7 @@ pub fn build(job: &Job, cli: &Cli) -> Result<Anonymizer> {
     cli.configure_encoder(&encoder);
     let mux = make("mp4mux")?;
     let sink = make("filesink")?;
-    sink.set_property("location", job.output.to_string_lossy().as_ref());
+    sink.set_property("location", location.to_string_lossy().as_ref());
     sink.set_property("sync", false);
 
     let video = [
@@ -71,6 +78,7 @@ pub fn build(job: &Job, cli: &Cli) -> Result<Anonymizer> {
         &mux,
         &sink,
     ];
+    let sink = sink.clone();
     pipeline.add(&source)?;
     pipeline.add_many(video)?;
     gst::Element::link_many(video)?;
@@ -79,9 +87,22 @@ pub fn build(job: &Job, cli: &Cli) -> Result<Anonymizer> {
         .static_pad("sink")
         .ok_or_else(|| Error::new("queue has no sink pad"))?;
     connect_pads(&source, video_sink, mux);
+    let moved = Arc::new(AtomicU64::new(0));
+    for element in [&anonymize, &encoder] {
+        let counter = moved.clone();
+        element
+            .static_pad("src")
+            .ok_or_else(|| Error::new("an element has no src pad"))?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+    }
     Ok(Anonymizer {
         pipeline,
         anonymize,
+        moved,
+        sink,
     })
 }
 

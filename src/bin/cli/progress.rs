@@ -7,6 +7,7 @@ use std::time::Duration;
 use gst::prelude::*;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
+use super::error::{print_err, printable};
 use super::summary::Stats;
 
 /// Longest input name shown before the bar.
@@ -93,9 +94,10 @@ impl Progress {
         }
     }
 
-    /// Prints a line above the bar (on stderr, even when the bar is hidden).
+    /// Prints a line above the bar (on stderr, even when the bar is hidden), on one line and
+    /// with the credentials of URLs masked.
     pub fn println(&self, line: &str) {
-        self.bar.suspend(|| eprintln!("{line}"));
+        self.bar.suspend(|| print_err(&printable(line)));
     }
 
     /// Removes the bar.

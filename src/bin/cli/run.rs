@@ -1,5 +1,7 @@
 //! Runs one job: starts its pipeline, follows the bus until EOS or an error, drives the progress
-//! bar, and turns Ctrl-C into an EOS so that the MP4 is finalised.
+//! bar, and turns Ctrl-C into an EOS so that the MP4 is finalised. A regular output is written
+//! to a temporary file beside it ([`Staged`]) and given its name only when the run succeeded and
+//! the file holds as many frames as left the anonymizer; a device or FIFO is written as it is.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +11,9 @@ use gst::prelude::*;
 
 use super::args::Cli;
 use super::error::{Error, Result, one_line};
+use super::files::{self, Staged};
 use super::jobs::Job;
+use super::mp4;
 use super::pipeline::{self, Anonymizer};
 use super::progress::Progress;
 use super::summary::{STATS_MESSAGE, Stats};
@@ -17,8 +21,9 @@ use super::summary::{STATS_MESSAGE, Stats};
 /// How often the bus wait returns to poll the position.
 const POLL: Duration = Duration::from_millis(200);
 
-/// How long to wait for the pipeline to finish after Ctrl-C before giving up.
-const EOS_TIMEOUT: Duration = Duration::from_secs(20);
+/// After Ctrl-C, how long the pipeline may go without a frame leaving the anonymizer or the
+/// encoder before the tool gives up (draining the frames it holds takes as long as it takes).
+const STALL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Exit status when the tool is stopped by a second Ctrl-C.
 pub const EXIT_INTERRUPTED: i32 = 130;
@@ -34,7 +39,8 @@ impl Interrupt {
         let count = interrupt.0.clone();
         ctrlc::set_handler(move || {
             if count.fetch_add(1, Ordering::SeqCst) > 0 {
-                eprintln!("\nerror: interrupted again; the output is incomplete");
+                files::remove_temporaries();
+                eprintln!("\nerror: interrupted again; the output was not written");
                 std::process::exit(EXIT_INTERRUPTED);
             }
         })
@@ -60,23 +66,78 @@ pub struct Outcome {
 }
 
 /// Anonymizes `job`, the `place`-th of several inputs if given (`(i, n)`, for the progress
-/// bar). On error the partial output is removed.
+/// bar). On error nothing is left: the temporary file is removed, and a file that was at the
+/// output's name before is untouched.
 pub fn run(
     job: &Job,
     place: Option<(usize, usize)>,
     cli: &Cli,
     interrupt: &Interrupt,
 ) -> Result<Outcome> {
-    let anonymizer = pipeline::build(job, cli)?;
+    let staged = if job.direct {
+        None
+    } else {
+        Some(Staged::create(&job.output)?)
+    };
+    let location = staged.as_ref().map_or(job.output.as_path(), Staged::path);
+    let anonymizer = pipeline::build(job, location, cli)?;
     let mut progress = Progress::new(&job.name, place, cli.quiet);
-    let result = play(&anonymizer, &mut progress, interrupt);
+    let result = play(&anonymizer, &mut progress, interrupt).map_err(|e| match e {
+        Failure::Writing(e) => Error::new(format!("cannot write {}: {e}", job.output.display())),
+        Failure::Other(e) => e,
+    });
     progress.finish();
     // Stopping cannot fail in a way the user could act on; the result above says what happened.
+    // In the NULL state the file sink has closed the file.
     let _ = anonymizer.pipeline.set_state(gst::State::Null);
-    if result.is_err() {
-        let _ = std::fs::remove_file(&job.output);
+    let outcome = result?;
+    if let Some(staged) = staged {
+        check_written(staged.path(), outcome.stats.frames)?;
+        staged.commit(cli.overwrite)?;
     }
-    result
+    Ok(outcome)
+}
+
+/// Fails unless the MP4 at `path` was finalised and its video track holds `frames` frames.
+fn check_written(path: &std::path::Path, frames: u64) -> Result<()> {
+    let mut file = files::open(path)?;
+    match mp4::video_frames(&mut file) {
+        Ok(Some(n)) if n == frames => Ok(()),
+        Ok(Some(n)) => Err(Error::new(format!(
+            "the MP4 written holds {n} frames but {frames} left the anonymizer; it is not kept"
+        ))),
+        Ok(None) => Err(Error::new(
+            "the MP4 written was not finalised (it has no video track index); it is not kept",
+        )),
+        Err(e) => Err(Error::new(format!(
+            "the MP4 written cannot be read back ({}); it is not kept",
+            files::io_reason(&e)
+        ))),
+    }
+}
+
+/// Why a run failed: writing the output (an error of the file sink), or anything else.
+enum Failure {
+    Writing(Error),
+    Other(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+/// The failure an error message stands for, by the element that posted it.
+fn failure(msg: &gst::Message, error: Error, sink: &gst::Element) -> Failure {
+    if msg
+        .src()
+        .is_some_and(|s| s == sink.upcast_ref::<gst::Object>())
+    {
+        Failure::Writing(error)
+    } else {
+        Failure::Other(error)
+    }
 }
 
 /// What a bus message means for the run.
@@ -90,60 +151,74 @@ fn play(
     anonymizer: &Anonymizer,
     progress: &mut Progress,
     interrupt: &Interrupt,
-) -> Result<Outcome> {
+) -> std::result::Result<Outcome, Failure> {
     let pipeline = &anonymizer.pipeline;
     let bus = pipeline
         .bus()
         .ok_or_else(|| Error::new("the pipeline has no bus"))?;
     let started = Instant::now();
     if pipeline.set_state(gst::State::Playing).is_err() {
-        return Err(
-            first_error(&bus).unwrap_or_else(|| Error::new("the pipeline could not be started"))
-        );
+        return Err(first_error(&bus, &anonymizer.sink)
+            .unwrap_or_else(|| Failure::Other(Error::new("the pipeline could not be started"))));
     }
     let mut final_stats = None;
-    let mut eos_sent: Option<Instant> = None;
+    let mut eos_sent = false;
+    // After Ctrl-C: buffers moved so far, and when that count last changed.
+    let mut last_move = (0, Instant::now());
     loop {
-        if interrupt.requested() && eos_sent.is_none() {
+        if interrupt.requested() && !eos_sent {
             progress.println("Stopping: finishing the output (Ctrl-C again to abort)");
             pipeline.send_event(gst::event::Eos::new());
-            eos_sent = Some(Instant::now());
+            eos_sent = true;
+            last_move = (anonymizer.moved.load(Ordering::Relaxed), Instant::now());
         }
-        if eos_sent.is_some_and(|t| t.elapsed() > EOS_TIMEOUT) {
-            return Err(Error::new(format!(
-                "the pipeline did not finish within {} s of Ctrl-C; the output is incomplete",
-                EOS_TIMEOUT.as_secs()
-            )));
+        if eos_sent {
+            let moved = anonymizer.moved.load(Ordering::Relaxed);
+            if moved != last_move.0 {
+                last_move = (moved, Instant::now());
+            } else if last_move.1.elapsed() > STALL_TIMEOUT {
+                return Err(Failure::Other(Error::new(format!(
+                    "the pipeline stopped moving for {} s after Ctrl-C; the output is not kept",
+                    STALL_TIMEOUT.as_secs()
+                ))));
+            }
         }
         let timeout = gst::ClockTime::from_mseconds(POLL.as_millis() as u64);
         if let Some(msg) = bus.timed_pop(timeout)
-            && let Step::Done = handle(&msg, progress, &mut final_stats)?
+            && let Step::Done = handle(&msg, &anonymizer.sink, progress, &mut final_stats)?
         {
             break;
         }
         progress.poll(pipeline, &anonymizer.anonymize);
     }
-    let stats = final_stats.ok_or_else(|| Error::new("no video frame reached the anonymizer"))?;
+    let stats = final_stats
+        .ok_or_else(|| Failure::Other(Error::new("no video frame reached the anonymizer")))?;
     Ok(Outcome {
         stats,
         wall: started.elapsed(),
-        interrupted: eos_sent.is_some(),
+        interrupted: eos_sent,
     })
 }
 
-/// Acts on one bus message: statistics, warnings, errors and EOS.
+/// Acts on one bus message: statistics, warnings, errors (of the file `sink` or another
+/// element) and EOS.
 fn handle(
     msg: &gst::Message,
+    sink: &gst::Element,
     progress: &mut Progress,
     final_stats: &mut Option<Stats>,
-) -> Result<Step> {
+) -> std::result::Result<Step, Failure> {
     use gst::MessageView;
     match msg.view() {
         MessageView::Eos(_) => return Ok(Step::Done),
-        MessageView::Error(e) => return Err(bus_error(e.error(), e.debug().as_deref())),
-        MessageView::Warning(w) => {
-            progress.println(&format!("warning: {}", one_line(&w.error().to_string())))
+        MessageView::Error(e) => {
+            return Err(failure(
+                msg,
+                bus_error(e.error(), e.debug().as_deref()),
+                sink,
+            ));
         }
+        MessageView::Warning(w) => progress.println(&format!("warning: {}", w.error())),
         MessageView::Element(e) => {
             if let Some(s) = e.structure().filter(|s| s.name() == STATS_MESSAGE) {
                 let stats = Stats::from_structure(s);
@@ -159,10 +234,14 @@ fn handle(
 }
 
 /// The first error message waiting on the bus, if any.
-fn first_error(bus: &gst::Bus) -> Option<Error> {
+fn first_error(bus: &gst::Bus, sink: &gst::Element) -> Option<Failure> {
     while let Some(msg) = bus.pop() {
         if let gst::MessageView::Error(e) = msg.view() {
-            return Some(bus_error(e.error(), e.debug().as_deref()));
+            return Some(failure(
+                &msg,
+                bus_error(e.error(), e.debug().as_deref()),
+                sink,
+            ));
         }
     }
     None
