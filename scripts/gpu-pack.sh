@@ -284,7 +284,7 @@ for ((i = 1; i <= group; i++)); do
     ya_log "  .gpu-pack/$i: $(mib "$(du -sb "$pack/$i" | cut -f1)")"
 done
 if ((group == 1)); then
-    ya_log "One call: command 'bash scripts/gpu-check.sh', carry ['.gpu-pack/1'], timeout_s 590 (benches/README-gpu.md)."
+    ya_log "One call of the device tool: command 'YA_GPU_BUDGET=360 bash scripts/gpu-check.sh', carry ['.gpu-pack/1'], timeout_s 420 (benches/README-gpu.md)."
 else
-    ya_log "$group calls, back to back while the machine is warm: 'bash scripts/gpu-check.sh --stage' carrying .gpu-pack/N for N < $group, then 'bash scripts/gpu-check.sh' carrying .gpu-pack/$group (benches/README-gpu.md)."
+    ya_log "$group calls, back to back while the machine is warm: 'bash scripts/gpu-check.sh --stage' carrying .gpu-pack/N for N < $group, then 'YA_GPU_BUDGET=360 bash scripts/gpu-check.sh' carrying .gpu-pack/$group (benches/README-gpu.md)."
 fi
