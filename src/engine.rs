@@ -242,12 +242,150 @@ pub const CUDA_LIBRARIES: &[(&str, bool, &str)] = &[
     ("libcudnn.so.9", true, "cuDNN 9"),
 ];
 
+/// Directories (separated by `:`) searched first for the CUDA libraries.
+pub const CUDA_LIB_DIRS_ENV: &str = "YOLOANONYMIZE_CUDA_LIB_DIRS";
+
+/// Folders where Python packages may be installed, for the interpreters this process can see:
+/// `PYTHONPATH`'s entries; then, for each `VIRTUAL_ENV`/`CONDA_PREFIX` prefix and for each
+/// `python3` on `PATH` (its folder's parent, and the same for each link of a symbolic-link chain,
+/// so that `/usr/local/bin/python3 -> /opt/venv/bin/python3` finds the virtual environment),
+/// `lib/python3*/site-packages` (and `lib64`, `dist-packages`, Debian's `lib/python3/dist-packages`
+/// and `local/lib/python3*/dist-packages`); then `~/.local/lib/python3*/site-packages`. Only
+/// existing folders, each once, in that order. Nothing is run: no interpreter is started.
+pub fn python_package_dirs(
+    path: Option<&std::ffi::OsStr>,
+    pythonpath: Option<&std::ffi::OsStr>,
+    prefixes: &[PathBuf],
+    home: Option<&Path>,
+) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut push = |p: PathBuf| {
+        if p.is_dir() && !out.contains(&p) {
+            out.push(p);
+        }
+    };
+    for p in pythonpath.map(std::env::split_paths).into_iter().flatten() {
+        push(p);
+    }
+    // Interpreter prefixes: each environment's, then each python3 on PATH and the links it goes
+    // through (at most 8).
+    let mut roots: Vec<PathBuf> = prefixes.to_vec();
+    for dir in path.map(std::env::split_paths).into_iter().flatten() {
+        let mut exe = dir.join("python3");
+        for _ in 0..8 {
+            if !exe.exists() {
+                break;
+            }
+            if let Some(root) = exe.parent().and_then(Path::parent) {
+                roots.push(root.to_path_buf());
+            }
+            match std::fs::read_link(&exe) {
+                Ok(target) => exe = exe.parent().unwrap_or(Path::new("/")).join(target),
+                Err(_) => break,
+            }
+        }
+    }
+    let versions = |lib: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(lib)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
+            .map(|e| e.path())
+            .collect();
+        v.sort();
+        v
+    };
+    for root in roots {
+        for lib in ["lib", "lib64"] {
+            for v in versions(&root.join(lib)) {
+                push(v.join("site-packages"));
+                push(v.join("dist-packages"));
+            }
+        }
+        push(root.join("lib/python3/dist-packages"));
+        for v in versions(&root.join("local/lib")) {
+            push(v.join("dist-packages"));
+        }
+    }
+    if let Some(home) = home {
+        for v in versions(&home.join(".local/lib")) {
+            push(v.join("site-packages"));
+        }
+    }
+    out
+}
+
+/// The `lib/` folders of NVIDIA's Python packages (`nvidia-cuda-runtime`, `nvidia-cublas`,
+/// `nvidia-cudnn-cu13`, ...) under the given package folders: `nvidia/*/lib` (CUDA 13's wheels put
+/// theirs in `nvidia/cu13/lib`, cuDNN in `nvidia/cudnn/lib`; CUDA 12's one per package), sorted by
+/// name within each package folder.
+pub fn nvidia_package_lib_dirs(package_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for d in package_dirs {
+        let mut libs: Vec<PathBuf> = std::fs::read_dir(d.join("nvidia"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("lib"))
+            .filter(|p| p.is_dir())
+            .collect();
+        libs.sort();
+        for l in libs {
+            if !out.contains(&l) {
+                out.push(l);
+            }
+        }
+    }
+    out
+}
+
+/// Where [`check_cuda`] looks for each CUDA library, in order: the folders of
+/// `YOLOANONYMIZE_CUDA_LIB_DIRS`; `ort_dir`, the folder of the ONNX Runtime in use (where
+/// `scripts/setup-gpu.sh` puts the wheels' libraries); the `lib/` folders of NVIDIA's Python
+/// packages ([`python_package_dirs`], [`nvidia_package_lib_dirs`]). A library in none of them is
+/// then loaded by name, from the system's search path. `var` reads the environment.
+pub fn cuda_library_dirs(
+    ort_dir: &Path,
+    var: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Vec<PathBuf> {
+    let var = |k: &str| var(k).filter(|v| !v.is_empty());
+    let mut dirs: Vec<PathBuf> = var(CUDA_LIB_DIRS_ENV)
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    dirs.push(ort_dir.to_path_buf());
+    let prefixes: Vec<PathBuf> = ["VIRTUAL_ENV", "CONDA_PREFIX"]
+        .into_iter()
+        .filter_map(var)
+        .map(PathBuf::from)
+        .collect();
+    let home = var("HOME").map(PathBuf::from);
+    let packages = python_package_dirs(
+        var("PATH").as_deref(),
+        var("PYTHONPATH").as_deref(),
+        &prefixes,
+        home.as_deref(),
+    );
+    for d in nvidia_package_lib_dirs(&packages) {
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
+
+/// The first of `dirs` that holds `name`.
+pub fn find_library(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
+    dirs.iter().map(|d| d.join(name)).find(|p| p.exists())
+}
+
 static CUDA_CHECK: Mutex<Option<Result<(), String>>> = Mutex::new(None);
 
 /// Checks that ONNX Runtime's CUDA execution provider can be used with the library at `ort_lib`,
 /// and loads what it needs: the provider must sit beside that library (the GPU build), and each
-/// CUDA library is loaded from that directory if it is there (where `scripts/setup-gpu.sh` puts
-/// the wheels' libraries), else from the system's search path. Once loaded, the provider finds
+/// CUDA library is loaded from the first folder of [`cuda_library_dirs`] that has it (the
+/// override, ONNX Runtime's own folder where `scripts/setup-gpu.sh` puts the wheels' libraries,
+/// NVIDIA's Python packages), else from the system's search path. Once loaded, the provider finds
 /// them by name, so nobody edits `LD_LIBRARY_PATH`. The error names every missing library and
 /// what provides it. Done once per process.
 pub fn check_cuda(ort_lib: &Path) -> Result<(), String> {
@@ -256,8 +394,18 @@ pub fn check_cuda(ort_lib: &Path) -> Result<(), String> {
         return r.clone();
     }
     let dir = ort_lib.parent().unwrap_or(Path::new("."));
+    let r = check_cuda_in(ort_lib, &cuda_library_dirs(dir, |k| std::env::var_os(k)));
+    *cached = Some(r.clone());
+    r
+}
+
+/// [`check_cuda`] with the folders to search given, not cached. Without an NVIDIA driver, the
+/// libraries are only looked for, not loaded.
+pub fn check_cuda_in(ort_lib: &Path, dirs: &[PathBuf]) -> Result<(), String> {
+    let dir = ort_lib.parent().unwrap_or(Path::new("."));
     let mut missing = Vec::new();
     let mut runtime_missing = false;
+    let mut libs_missing = false;
     if !dir.join("libonnxruntime_providers_cuda.so").exists() {
         runtime_missing = true;
         missing.push(format!(
@@ -269,11 +417,13 @@ pub fn check_cuda(ort_lib: &Path) -> Result<(), String> {
     // (the CUDA libraries map gigabytes).
     let driver = nvidia_driver_present();
     for (name, required, what) in CUDA_LIBRARIES {
-        let local = dir.join(name);
-        let r = if (*name == "libcuda.so.1" && driver) || (!driver && local.exists()) {
+        let found = (*name != "libcuda.so.1")
+            .then(|| find_library(dirs, name))
+            .flatten();
+        let r = if (*name == "libcuda.so.1" && driver) || (!driver && found.is_some()) {
             Ok(())
-        } else if local.exists() {
-            ort::util::preload_dylib(&local)
+        } else if let Some(path) = &found {
+            ort::util::preload_dylib(path)
         } else {
             ort::util::preload_dylib(*name)
         };
@@ -289,28 +439,34 @@ pub fn check_cuda(ort_lib: &Path) -> Result<(), String> {
                 .unwrap_or("cannot be loaded")
                 .to_string();
             runtime_missing |= *name != "libcuda.so.1";
+            libs_missing |= *name != "libcuda.so.1";
             missing.push(format!("{name} ({what}: {why})"));
         }
     }
-    let r = if missing.is_empty() {
-        Ok(())
-    } else {
-        let driver = missing.iter().any(|m| m.starts_with("libcuda.so.1 "));
-        let hint = [
-            runtime_missing.then_some(GPU_SETUP_HINT),
-            driver.then_some("install the NVIDIA driver, R580 or newer for CUDA 13 (in a container: the NVIDIA container toolkit)"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join("; ");
-        Err(format!(
-            "CUDA cannot be used: missing {}; {hint}",
-            missing.join(", ")
-        ))
-    };
-    *cached = Some(r.clone());
-    r
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let driver = missing.iter().any(|m| m.starts_with("libcuda.so.1 "));
+    let looked = libs_missing.then(|| {
+        let d: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        format!(
+            "the CUDA libraries were looked for in {} (the NVIDIA Python packages' lib/ folders are found through python3 on PATH, VIRTUAL_ENV, CONDA_PREFIX and PYTHONPATH) and then on the system's library path; {CUDA_LIB_DIRS_ENV} adds folders (separated by ':')",
+            d.join(", ")
+        )
+    });
+    let hint = [
+        runtime_missing.then_some(GPU_SETUP_HINT),
+        looked.as_deref(),
+        driver.then_some("install the NVIDIA driver, R580 or newer for CUDA 13 (in a container: the NVIDIA container toolkit)"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("; ");
+    Err(format!(
+        "CUDA cannot be used: missing {}; {hint}",
+        missing.join(", ")
+    ))
 }
 
 /// Whether the NVIDIA driver's `libcuda.so.1` can be loaded (it stays loaded). Looked up once per
@@ -813,6 +969,211 @@ mod tests {
             fp16_variant(Path::new("model")),
             Path::new("model-fp16.onnx")
         );
+    }
+
+    /// Empty files with the CUDA libraries' names under `dir`, as NVIDIA's CUDA 13 wheels lay
+    /// them out (`nvidia/cu13/lib`, `nvidia/cudnn/lib`).
+    fn fake_nvidia_packages(site: &Path) {
+        for (sub, names) in [
+            (
+                "cu13/lib",
+                &[
+                    "libcudart.so.13",
+                    "libcublasLt.so.13",
+                    "libcublas.so.13",
+                    "libcurand.so.10",
+                    "libcufft.so.12",
+                    "libnvJitLink.so.13",
+                    "libnvrtc.so.13",
+                ][..],
+            ),
+            (
+                "cudnn/lib",
+                &[
+                    "libcudnn.so.9",
+                    "libcudnn_graph.so.9",
+                    "libcudnn_ops.so.9",
+                    "libcudnn_cnn.so.9",
+                ][..],
+            ),
+        ] {
+            let d = site.join("nvidia").join(sub);
+            std::fs::create_dir_all(&d).unwrap();
+            for n in names {
+                std::fs::write(d.join(n), b"").unwrap();
+            }
+        }
+        // A package folder without lib/ is not a library folder.
+        std::fs::create_dir_all(site.join("nvidia/cuda_cccl/include")).unwrap();
+    }
+
+    #[test]
+    fn python_packages_are_found_through_path_links_environments_and_pythonpath() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        // A virtual environment whose python3 is reached through a link from another folder on
+        // PATH (as /usr/local/bin/python3 -> /opt/torch/.venv/bin/python3).
+        let venv = r.join("opt/torch/.venv");
+        let venv_site = venv.join("lib/python3.12/site-packages");
+        std::fs::create_dir_all(&venv_site).unwrap();
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        std::fs::write(venv.join("bin/python3"), b"").unwrap();
+        std::fs::create_dir_all(r.join("usr/local/bin")).unwrap();
+        std::os::unix::fs::symlink(venv.join("bin/python3"), r.join("usr/local/bin/python3"))
+            .unwrap();
+        // A Debian-like system Python, a conda prefix, PYTHONPATH and the user's folder.
+        std::fs::create_dir_all(r.join("usr/bin")).unwrap();
+        std::fs::write(r.join("usr/bin/python3"), b"").unwrap();
+        std::fs::create_dir_all(r.join("usr/lib/python3/dist-packages")).unwrap();
+        std::fs::create_dir_all(r.join("usr/local/lib/python3.11/dist-packages")).unwrap();
+        let conda_site = r.join("conda/lib/python3.10/site-packages");
+        std::fs::create_dir_all(&conda_site).unwrap();
+        let extra = r.join("extra");
+        std::fs::create_dir_all(&extra).unwrap();
+        let user_site = r.join("home/.local/lib/python3.12/site-packages");
+        std::fs::create_dir_all(&user_site).unwrap();
+        // Folders on PATH without python3 add nothing.
+        std::fs::create_dir_all(r.join("nopython/lib/python3.9/site-packages")).unwrap();
+        let path = std::env::join_paths([
+            r.join("nopython/bin"),
+            r.join("usr/local/bin"),
+            r.join("usr/bin"),
+        ])
+        .unwrap();
+        let dirs = python_package_dirs(
+            Some(&path),
+            Some(extra.as_os_str()),
+            &[r.join("conda")],
+            Some(&r.join("home")),
+        );
+        assert_eq!(
+            dirs,
+            vec![
+                extra.clone(),
+                conda_site.clone(),
+                r.join("usr/local/lib/python3.11/dist-packages"),
+                venv_site.clone(),
+                r.join("usr/lib/python3/dist-packages"),
+                user_site.clone(),
+            ]
+        );
+        // Only NVIDIA's package folders that have a lib/ count, wherever they are installed.
+        fake_nvidia_packages(&venv_site);
+        fake_nvidia_packages(&user_site);
+        assert_eq!(
+            nvidia_package_lib_dirs(&dirs),
+            vec![
+                venv_site.join("nvidia/cu13/lib"),
+                venv_site.join("nvidia/cudnn/lib"),
+                user_site.join("nvidia/cu13/lib"),
+                user_site.join("nvidia/cudnn/lib"),
+            ]
+        );
+    }
+
+    #[test]
+    fn cuda_libraries_are_searched_in_the_override_then_beside_onnx_runtime_then_in_python_packages()
+     {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        let venv = r.join("venv");
+        let site = venv.join("lib/python3.12/site-packages");
+        fake_nvidia_packages(&site);
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        std::fs::write(venv.join("bin/python3"), b"").unwrap();
+        let ort = r.join("ort");
+        let own = r.join("own");
+        std::fs::create_dir_all(&ort).unwrap();
+        std::fs::create_dir_all(&own).unwrap();
+        std::fs::write(own.join("libcudart.so.13"), b"").unwrap();
+        std::fs::write(ort.join("libcublas.so.13"), b"").unwrap();
+        let env = |override_dirs: bool| {
+            let own = own.clone();
+            let path = venv.join("bin").into_os_string();
+            move |k: &str| match k {
+                CUDA_LIB_DIRS_ENV if override_dirs => Some(
+                    std::env::join_paths([own.clone(), PathBuf::from("/nonexistent")]).unwrap(),
+                ),
+                "PATH" => Some(path.clone()),
+                _ => None,
+            }
+        };
+        let dirs = cuda_library_dirs(&ort, env(true));
+        assert_eq!(
+            dirs,
+            vec![
+                own.clone(),
+                PathBuf::from("/nonexistent"),
+                ort.clone(),
+                site.join("nvidia/cu13/lib"),
+                site.join("nvidia/cudnn/lib"),
+            ]
+        );
+        assert_eq!(
+            find_library(&dirs, "libcudart.so.13"),
+            Some(own.join("libcudart.so.13"))
+        );
+        assert_eq!(
+            find_library(&dirs, "libcublas.so.13"),
+            Some(ort.join("libcublas.so.13"))
+        );
+        assert_eq!(
+            find_library(&dirs, "libcudnn.so.9"),
+            Some(site.join("nvidia/cudnn/lib/libcudnn.so.9"))
+        );
+        assert_eq!(find_library(&dirs, "libcuda.so.1"), None);
+        let dirs = cuda_library_dirs(&ort, env(false));
+        assert_eq!(dirs[0], ort);
+        assert_eq!(
+            find_library(&dirs, "libcudart.so.13"),
+            Some(site.join("nvidia/cu13/lib/libcudart.so.13"))
+        );
+        // No Python, no override: only ONNX Runtime's folder.
+        assert_eq!(cuda_library_dirs(&ort, |_| None), vec![ort.clone()]);
+    }
+
+    /// With a GPU build in use (a file named like its CUDA provider) and the CUDA libraries in
+    /// NVIDIA's Python packages, only the driver is missing on a machine without one; where a
+    /// driver is installed, the empty stand-ins are the files that were tried.
+    #[test]
+    fn cuda_check_takes_the_libraries_from_python_packages() {
+        let t = tempfile::tempdir().unwrap();
+        let site = t.path().join("site-packages");
+        fake_nvidia_packages(&site);
+        let ort = t.path().join("ort");
+        std::fs::create_dir_all(&ort).unwrap();
+        std::fs::write(ort.join("libonnxruntime_providers_cuda.so"), b"").unwrap();
+        let dirs = [
+            vec![ort.clone()],
+            nvidia_package_lib_dirs(std::slice::from_ref(&site)),
+        ]
+        .concat();
+        let e = check_cuda_in(&ort.join("libonnxruntime.so"), &dirs).unwrap_err();
+        if nvidia_driver_present() {
+            assert!(
+                e.contains("libcudart.so.13 (CUDA 13 runtime: ") && !e.contains("libcuda.so.1"),
+                "{e}"
+            );
+        } else {
+            assert!(e.contains("libcuda.so.1 (the NVIDIA driver"), "{e}");
+            for lib in ["libcudart.so.13", "libcublas.so.13", "libcudnn.so.9"] {
+                assert!(!e.contains(lib), "{lib} was found, yet named in: {e}");
+            }
+            assert!(!e.contains("setup-gpu.sh"), "{e}");
+        }
+        // Without the packages, each library is named, with where it was looked for.
+        let e =
+            check_cuda_in(&ort.join("libonnxruntime.so"), std::slice::from_ref(&ort)).unwrap_err();
+        // (Unless the system has a CUDA runtime of its own.)
+        if ort::util::preload_dylib("libcudart.so.13").is_err() {
+            assert!(
+                e.contains("libcudart.so.13 (CUDA 13 runtime")
+                    && e.contains("libcudnn.so.9")
+                    && e.contains(CUDA_LIB_DIRS_ENV)
+                    && e.contains(&ort.display().to_string()),
+                "{e}"
+            );
+        }
     }
 
     #[test]
