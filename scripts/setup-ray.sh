@@ -8,9 +8,13 @@
 #      they are all in step 2), so the tests and the tasks always run this tree's code
 # Does nothing when the virtualenv already has exactly this requirements file installed.
 #
-# Usage: scripts/setup-ray.sh [--quiet]      (--quiet: print only the path)
-# Environment: YA_RAY_VENV (default: .deps-ray/venv in the repository), PYTHON (default
-#              /usr/bin/python3, else python3)
+# Usage: scripts/setup-ray.sh [--quiet] [--cluster]
+#   --quiet     print only the virtualenv's path
+#   --cluster   ray[default] instead of Ray core (scale/ray/requirements-cluster.txt: the
+#               dashboard and job server, for `ray start --head` and `ray job submit`), in
+#               .deps-ray/venv-cluster; the tests need only the core
+# Environment: YA_RAY_VENV (default: .deps-ray/venv, or .deps-ray/venv-cluster, in the
+#              repository), PYTHON (default /usr/bin/python3, else python3)
 # Then: .deps-ray/venv/bin/yoloanonymize-ray --help
 set -euo pipefail
 
@@ -18,22 +22,29 @@ YA_LOG_TAG=setup-ray
 # shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-quiet=0
-case "${1:-}" in
---quiet) quiet=1 ;;
--h | --help)
-    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-"") ;;
-*) ya_die "unknown argument: $1 (try --help)" ;;
-esac
+quiet=0 cluster=0
+for arg in "$@"; do
+    case "$arg" in
+    --quiet) quiet=1 ;;
+    --cluster) cluster=1 ;;
+    -h | --help)
+        awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"
+        exit 0
+        ;;
+    *) ya_die "unknown argument: $arg (try --help)" ;;
+    esac
+done
 log() { ((quiet)) || ya_log "$@" >&2; }
 pip_quiet=()
 ((quiet)) && pip_quiet=(--quiet)
 
-venv=${YA_RAY_VENV:-$YA_REPO_ROOT/.deps-ray/venv}
-req=$YA_REPO_ROOT/scale/ray/requirements.txt
+if ((cluster)); then
+    venv=${YA_RAY_VENV:-$YA_REPO_ROOT/.deps-ray/venv-cluster}
+    req=$YA_REPO_ROOT/scale/ray/requirements-cluster.txt
+else
+    venv=${YA_RAY_VENV:-$YA_REPO_ROOT/.deps-ray/venv}
+    req=$YA_REPO_ROOT/scale/ray/requirements.txt
+fi
 pkg=$YA_REPO_ROOT/scale/ray
 if [[ -n "${PYTHON:-}" ]]; then
     python=$PYTHON
