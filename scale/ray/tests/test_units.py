@@ -8,7 +8,8 @@ import unittest
 from yoloanonymize_ray.inputs import InputError, expand
 from yoloanonymize_ray.manifest import Manifest, ManifestError
 from yoloanonymize_ray.media import ToolError, parse_summary
-from yoloanonymize_ray.task import clear_attempts, key_of, place, work_dir
+from yoloanonymize_ray.cli import recover
+from yoloanonymize_ray.task import clear_attempts, keep_record, key_of, place, record_path, work_dir
 
 SUMMARY = """Anonymized 10 frames in 7.8 s (1.3 frames/s)
   people detected:        17 (summed over frames)
@@ -97,6 +98,22 @@ class ManifestFile(unittest.TestCase):
                 Manifest(f"{tmp}/m.jsonl")
             first.close()
             Manifest(f"{tmp}/m.jsonl").close()
+
+
+class DriverLost(unittest.TestCase):
+    def test_records_left_by_tasks_are_added_once(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            rec = {"name": "a.mp4", "input": "/in/a.mp4", "status": "done", "run": "r1",
+                   "finished": "t1"}
+            keep_record(tmp, rec)
+            m = Manifest(f"{tmp}/m.jsonl")
+            self.assertEqual(recover(m, tmp), 1)
+            self.assertTrue(m.latest()[("a.mp4", "/in/a.mp4")]["recovered"])
+            self.assertFalse(os.path.exists(record_path(tmp, "a.mp4")))
+            keep_record(tmp, rec)  # the driver appended it, then died before removing the copy
+            self.assertEqual(recover(m, tmp), 0)
+            self.assertEqual(len(m.records), 1)
+            m.close()
 
 
 class CliSummary(unittest.TestCase):

@@ -27,7 +27,7 @@ from .inputs import InputError, expand
 from .manifest import Manifest, ManifestError
 from .media import ToolError, count_frames, find_cli, one_line
 from .progress import Progress, hms
-from .task import anonymize, clear_attempts, work_dir
+from .task import RECORDS_DIR, anonymize, clear_attempts, pending_records, record_path, work_dir
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 MANIFEST_NAME = "yoloanonymize-ray.jsonl"
@@ -254,6 +254,28 @@ def _refused_record(job, run: str, error: str) -> dict:
     }
 
 
+def recover(manifest: Manifest, output_dir: str) -> int:
+    """Appends the records tasks left for a driver that stopped before it appended them (their
+    outputs are in place and were checked); returns how many."""
+    count = 0
+    for path, rec in pending_records(output_dir):
+        last = manifest.latest().get((rec.get("name"), rec.get("input")))
+        if not last or (last.get("run"), last.get("finished")) != (rec.get("run"), rec.get("finished")):
+            manifest.append(dict(rec, recovered=True))
+            count += 1
+        os.unlink(path)
+    return count
+
+
+def _forget_kept(output_dir: str, rec: dict) -> None:
+    """The task's own copy of a record, once the manifest has it."""
+    if rec.get("status") == "done":
+        try:
+            os.unlink(record_path(output_dir, rec["name"]))
+        except FileNotFoundError:
+            pass
+
+
 def plan(jobs, manifest: Manifest, overwrite: bool, verify: bool, run: str):
     """(to do, done earlier, refused records) from the manifest and what is on disk."""
     latest = manifest.latest()
@@ -391,6 +413,13 @@ def run(ns, flags, cli: str) -> int:
                 f"{manifest.path} skipped (a record cut short by a crash?)",
                 file=sys.stderr,
             )
+        recovered = recover(manifest, output_dir)
+        if recovered:
+            print(
+                f"yoloanonymize-ray: {recovered} record(s) of files a previous run finished but "
+                "did not get to write in the manifest (its driver stopped) were added to it",
+                file=sys.stderr,
+            )
         todo, earlier, refused = plan(jobs, manifest, ns.overwrite, ns.verify, run_id)
         for rec in refused:
             manifest.append(rec)
@@ -419,10 +448,11 @@ def run(ns, flags, cli: str) -> int:
         text, all_done = summary(jobs, manifest, run_id, time.monotonic() - started, len(earlier))
         if not ns.quiet:
             print(text, flush=True)
-        try:
-            os.rmdir(work_dir(output_dir))  # only when empty
-        except OSError:
-            pass
+        for folder in (os.path.join(work_dir(output_dir), RECORDS_DIR), work_dir(output_dir)):
+            try:
+                os.rmdir(folder)  # only when empty
+            except OSError:
+                pass
         if interrupted:
             return EXIT_INTERRUPTED
         return 0 if all_done else EXIT_FAILED
@@ -477,6 +507,7 @@ def _schedule(ns, todo, refused, settings, manifest) -> bool:
                 except ray.exceptions.RayError as e:
                     rec = _lost_record(job, settings, e, ns.retries)
                 manifest.append(rec)
+                _forget_kept(settings["output_dir"], rec)
                 finished += 1
                 progress.finished(rec, job.size)
                 progress.println(
@@ -503,6 +534,7 @@ def _schedule(ns, todo, refused, settings, manifest) -> bool:
                     clear_attempts(settings["output_dir"], job.name)
                 else:
                     manifest.append(rec)  # it had finished: keep what it did
+                    _forget_kept(settings["output_dir"], rec)
         for job in pending.values():
             clear_attempts(settings["output_dir"], job.name)
     finally:

@@ -32,6 +32,7 @@ from .inputs import WORK_DIR_NAME
 from .media import ToolError, cli_on_node, count_frames, one_line, parse_summary
 
 ATTEMPT_FILE = "attempt.json"
+RECORDS_DIR = "records"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -42,6 +43,32 @@ def key_of(name: str) -> str:
 
 def work_dir(output_dir: str) -> str:
     return os.path.join(output_dir, WORK_DIR_NAME)
+
+
+def record_path(output_dir: str, name: str) -> str:
+    """Where a task leaves the record of a file it placed, until the driver has appended it to
+    the manifest: a driver that dies in between loses no record (see `pending_records`)."""
+    return os.path.join(work_dir(output_dir), RECORDS_DIR, key_of(name) + ".json")
+
+
+def pending_records(output_dir: str) -> list[tuple[str, dict]]:
+    """(path, record) of the records tasks left that no driver appended (it died first)."""
+    folder = os.path.join(work_dir(output_dir), RECORDS_DIR)
+    found = []
+    try:
+        entries = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        if not entry.endswith(".json"):
+            continue
+        path = os.path.join(folder, entry)
+        try:
+            with open(path) as f:
+                found.append((path, json.load(f)))
+        except (OSError, ValueError):
+            continue  # being written, or cut short: the output is checked again by a rerun
+    return found
 
 
 def clear_attempts(output_dir: str, name: str) -> list[dict]:
@@ -56,9 +83,9 @@ def clear_attempts(output_dir: str, name: str) -> list[dict]:
     except FileNotFoundError:
         return found
     for entry in entries:
-        if not entry.startswith(prefix):
-            continue
         folder = os.path.join(work, entry)
+        if not entry.startswith(prefix) or not os.path.isdir(folder):
+            continue
         info = {"folder": entry}
         try:
             with open(os.path.join(folder, ATTEMPT_FILE)) as f:
@@ -224,7 +251,24 @@ def anonymize(job: dict, settings: dict) -> dict:
                 pass
         record["seconds"] = round(time.time() - started, 3)
         record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if record["status"] == "done":
+        try:
+            keep_record(output_dir, record)
+        except OSError:
+            pass  # the driver appends the record it gets back all the same
     return record
+
+
+def keep_record(output_dir: str, record: dict) -> None:
+    """Writes `record` to its `record_path` (complete, or not at all)."""
+    keep = record_path(output_dir, record["name"])
+    os.makedirs(os.path.dirname(keep), exist_ok=True)
+    part = f"{keep}.{uuid.uuid4().hex[:12]}.part"
+    with open(part, "w") as f:
+        json.dump(record, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(part, keep)
 
 
 def _run(job: dict, settings: dict, attempt: str, cpus: int, record: dict) -> None:
