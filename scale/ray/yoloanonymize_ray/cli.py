@@ -92,7 +92,9 @@ def check_cli_args(cli: str, args: list[str]) -> None:
             stdin=subprocess.DEVNULL,
         )
     if probe.returncode == 2:
-        raise UsageError(f"yoloanonymize-cli refuses the flags: {one_line(probe.stderr)}")
+        message = one_line(probe.stderr)
+        message = message[len("error: ") :] if message.startswith("error: ") else message
+        raise UsageError(f"yoloanonymize-cli refuses the flags: {message}")
 
 
 def parser(flags: list[tuple[str, str | None, str | None]] | None) -> argparse.ArgumentParser:
@@ -413,7 +415,7 @@ def run(ns, flags, cli: str) -> int:
                 f"{manifest.path} skipped (a record cut short by a crash?)",
                 file=sys.stderr,
             )
-        recovered = recover(manifest, output_dir)
+        recovered = 0 if ns.dry_run else recover(manifest, output_dir)
         if recovered:
             print(
                 f"yoloanonymize-ray: {recovered} record(s) of files a previous run finished but "
@@ -421,16 +423,18 @@ def run(ns, flags, cli: str) -> int:
                 file=sys.stderr,
             )
         todo, earlier, refused = plan(jobs, manifest, ns.overwrite, ns.verify, run_id)
-        for rec in refused:
-            manifest.append(rec)
-        if ns.dry_run:
+        if ns.dry_run:  # writes nothing
             for job in todo:
                 print(f"would anonymize {job.input} -> {job.output}")
+            for rec in refused:
+                print(f"would refuse {rec['input']}: {rec['error']}")
             print(
                 f"{len(todo)} to do, {len(earlier)} done earlier, {len(refused)} refused "
                 "(existing outputs)"
             )
             return 0
+        for rec in refused:
+            manifest.append(rec)
         started = time.monotonic()
         interrupted = False
         if todo:
