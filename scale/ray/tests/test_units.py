@@ -116,6 +116,26 @@ class DriverLost(unittest.TestCase):
             m.close()
 
 
+class Attempts(unittest.TestCase):
+    def test_a_third_attempt_counts_both_lost_ones(self):
+        """Attempt 1 and 2 lost (their folders left behind, as by a dead node); attempt 3 runs
+        a CLI that fails at once, and its record counts 3 attempts with both lost ones."""
+        from yoloanonymize_ray.task import anonymize
+
+        with tempfile.TemporaryDirectory() as tmp:
+            first = {"node": "n1", "host": "h", "started": 1.0, "run": "r"}
+            second = dict(first, node="n2", started=2.0, lost=[first])
+            touch(f"{work_dir(tmp)}/{key_of('a.mp4')}.2222/attempt.json", json.dumps(second).encode())
+            job = {"input": f"{tmp}/a.mp4", "name": "a.mp4", "output": f"{tmp}/a.mp4", "size": 1}
+            settings = {"cli": "/bin/false", "args": [], "threads_given": True, "overwrite": False,
+                        "run": "r", "output_dir": tmp, "hide_gpus": True}
+            rec = anonymize(job, settings)
+            self.assertEqual(rec["status"], "failed")
+            self.assertEqual(rec["attempts"], 3)
+            self.assertEqual([e["node"] for e in rec["lost_attempts"]], ["n1", "n2"])
+            self.assertEqual(os.listdir(work_dir(tmp)), [], "attempt folders left")
+
+
 class CliSummary(unittest.TestCase):
     def test_reads_the_counts(self):
         s = parse_summary(SUMMARY)

@@ -107,6 +107,8 @@ def _where() -> tuple[str | None, str, int]:
     try:
         import ray
 
+        if not ray.is_initialized():  # get_runtime_context() would start a local instance
+            raise RuntimeError("not in a Ray task")
         ctx = ray.get_runtime_context()
         node = ctx.get_node_id()
         cpus = max(1, math.floor(ctx.get_assigned_resources().get("CPU", 1)))
@@ -216,11 +218,15 @@ def anonymize(job: dict, settings: dict) -> dict:
     output_dir = settings["output_dir"]
     attempt = None
     try:
-        earlier = clear_attempts(output_dir, job["name"])
-        record["lost_attempts"] = [
-            {k: e.get(k) for k in ("node", "host", "started", "run")} for e in earlier
-        ]
-        record["attempts"] = 1 + sum(1 for e in earlier if e.get("run") == settings["run"])
+        # The attempts lost before this one: the folders they left, and the ones those attempts
+        # had found in turn (each attempt.json carries the list).
+        lost = []
+        for e in clear_attempts(output_dir, job["name"]):
+            lost += e.get("lost") or []
+            lost.append({k: e.get(k) for k in ("node", "host", "started", "run")})
+        lost.sort(key=lambda e: e.get("started") or 0)
+        record["lost_attempts"] = lost
+        record["attempts"] = 1 + sum(1 for e in lost if e.get("run") == settings["run"])
         os.makedirs(work_dir(output_dir), exist_ok=True)
         attempt = os.path.join(
             work_dir(output_dir), f"{key_of(job['name'])}.{uuid.uuid4().hex[:12]}"
@@ -236,6 +242,7 @@ def anonymize(job: dict, settings: dict) -> dict:
                     "host": host,
                     "pid": os.getpid(),
                     "started": round(started, 3),
+                    "lost": lost,
                 },
                 f,
             )
@@ -243,6 +250,9 @@ def anonymize(job: dict, settings: dict) -> dict:
     except (ToolError, OSError) as e:
         record["status"] = "failed"
         record["error"] = one_line(str(e)) or type(e).__name__
+    except Exception as e:  # noqa: BLE001 - a bug here must fail this file, not look like a lost node
+        record["status"] = "failed"
+        record["error"] = f"internal error in yoloanonymize-ray: {type(e).__name__}: {one_line(str(e))}"
     finally:
         if attempt is not None:
             try:
