@@ -227,6 +227,8 @@ class Archive(unittest.TestCase):
         retried = [r for r in recs if r.get("attempts", 1) > 1]
         self.assertTrue(retried, "no record shows a retry")
         for r in retried:
+            log("manifest record of a retried file: " + json.dumps(r))
+        for r in retried:
             self.assertEqual(r["status"], "failed" if r["name"] == CORRUPT else "done", r)
             self.assertEqual(r["node"], survivor.node_id)
             self.assertEqual(r["lost_attempts"][0]["node"], victim.node_id)
