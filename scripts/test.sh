@@ -35,6 +35,13 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --release --all-targets "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
+# The Ray runner's tests (scale/ray; a three-node Ray cluster on this machine), unless cargo test
+# was given arguments; their "test result:" line joins the total below.
+if (($# == 0)); then
+    bash "$YA_REPO_ROOT/scripts/test-ray.sh" 2>&1 | tee -a "$log"
+    ray_rc=${PIPESTATUS[0]}
+    ((rc != 0)) || rc=$ray_rc
+fi
 set -e
 # One closing line over every test binary (cargo prints one "test result" line per binary, and
 # the last ones are binaries without tests).
