@@ -31,6 +31,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree (score.py is imported)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -303,8 +304,8 @@ def load_annotations(media):
 
 
 def cmd_annotated(args):
-    """Recall of each judge, and of '>= 2 judges agree', on dlib's human-annotated faces; a judge's
-    face matches a human box by IoU >= 0.3 or by the human box's centre lying between its eyes'
+    """Recall of each judge, and of '>= 2 judges agree', on dlib's human-annotated faces, with the
+    photos at their size and scaled down (smaller faces); a judge's face matches a human box by IoU >= 0.3 or by the human box's centre lying between its eyes'
     height band (dlib's boxes are tight squares over eyes, nose and mouth)."""
     from PIL import Image
     sys.path.insert(0, HERE)
@@ -312,31 +313,36 @@ def cmd_annotated(args):
     ann = load_annotations(args.media)
     specs = args.judges.split(",")
     judges = {s: make_judge(s, args.models, args.yunet_model, args.threads) for s in specs}
-    total = 0
-    hits = {s: 0 for s in specs}
-    hits_gt = 0
-    found = {s: 0 for s in specs}
-    extra_gt = 0
-    per_image = []
-    for name, boxes in sorted(ann.items()):
-        rgb = np.asarray(Image.open(os.path.join(args.media, name)).convert("RGB"))
-        dets = {s: j(rgb) for s, j in judges.items()}
-        gt = score.ground_truth(dets, min_judges=2)
-        total += len(boxes)
-        row = {"image": name, "human": len(boxes)}
-        for s in specs:
-            m = sum(1 for b in boxes if any(human_match(b, d) for d in dets[s]))
-            hits[s] += m
-            found[s] += len(dets[s])
-            row[s] = f"{m}/{len(dets[s])}"
-        m = sum(1 for b in boxes if any(human_match(b, g) for g in gt))
-        hits_gt += m
-        extra_gt += sum(1 for g in gt if not any(human_match(b, g) for b in boxes))
-        row[">=2"] = f"{m}/{len(gt)}"
-        per_image.append(row)
-    res = {"human_faces": total, "images": len(ann),
-           "recall": {s: hits[s] / total for s in specs}, "detections": found,
-           "recall_ge2": hits_gt / total, "ge2_not_annotated": extra_gt, "per_image": per_image}
+    res = {"human_faces": sum(len(b) for b in ann.values()), "images": len(ann), "scales": {}}
+    for scale in (float(v) for v in args.scales.split(",")):
+        total = hits_gt = extra_gt = 0
+        hits = {s: 0 for s in specs}
+        found = {s: 0 for s in specs}
+        per_image = []
+        for name, boxes in sorted(ann.items()):
+            im = Image.open(os.path.join(args.media, name)).convert("RGB")
+            if scale != 1:
+                im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
+            rgb = np.asarray(im)
+            boxes = [tuple(v * scale for v in b) for b in boxes]
+            dets = {s: j(rgb) for s, j in judges.items()}
+            gt = score.ground_truth(dets, min_judges=2)
+            total += len(boxes)
+            row = {"image": name, "human": len(boxes)}
+            for s in specs:
+                m = sum(1 for b in boxes if any(human_match(b, d) for d in dets[s]))
+                hits[s] += m
+                found[s] += len(dets[s])
+                row[s] = f"{m}/{len(dets[s])}"
+            m = sum(1 for b in boxes if any(human_match(b, g) for g in gt))
+            hits_gt += m
+            extra_gt += sum(1 for g in gt if not any(human_match(b, g) for b in boxes))
+            row[">=2"] = f"{m}/{len(gt)}"
+            per_image.append(row)
+        res["scales"][str(scale)] = {
+            "recall": {s: hits[s] / total for s in specs}, "detections": found,
+            "recall_ge2": hits_gt / total, "ge2_not_annotated": extra_gt,
+            "per_image": per_image}
     print(json.dumps(res, indent=1))
     return 0
 
@@ -368,6 +374,8 @@ def main():
         else:
             p.add_argument("--media", required=True)
             p.add_argument("--judges", required=True)
+            p.add_argument("--scales", default="1,0.5,0.25",
+                           help="the photos (and boxes) scaled by each of these")
     args = ap.parse_args()
     return cmd_clip(args) if args.cmd == "clip" else cmd_annotated(args)
 

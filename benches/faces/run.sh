@@ -9,8 +9,8 @@
 #                          separated by spaces (relative paths from the repository root), e.g.
 #                          --config face-only="detectors=face targets=face". Without any --config:
 #                          default= (targets=eyes) and targets-face="targets=face"
-#   --judges LIST          comma-separated judge specs (default centerface,mediapipe,dlib; with an
-#                          element that uses CenterFace: yunet,mediapipe,dlib); see judges.py
+#   --judges LIST          comma-separated judge specs (default centerface:scale=2,mediapipe,dlib;
+#                          with an element that uses CenterFace: yunet,mediapipe,dlib); see judges.py
 #   --yunet-model FILE     the YuNet ONNX file for the yunet judge (default: models/ or
 #                          /work/shared/models/face_detection_yunet_2023mar.onnx)
 #   --skip-deface          do not run deface (defaults and --thresh 0.1)
@@ -39,7 +39,7 @@ note() { echo "run.sh: $*" >&2; }
 
 workdir=/tmp/yoloanonymize-faces
 plugin_path=${GST_PLUGIN_PATH:-$repo/target/release}
-judges=centerface,mediapipe,dlib
+judges=centerface:scale=2,mediapipe,dlib
 yunet_model=''
 size=960x544
 quick=0 skip_deface=0
@@ -216,7 +216,7 @@ if [[ ! -f "$people" ]]; then
 fi
 "$py" "$here/score.py" truth --clip "$clip" --judges "$(IFS=,; echo "${judgefiles[*]}")" \
     --people "$people" --out "$rundir/truth.json" || die "ground truth failed"
-annotated=$workdir/annotated-${judges//[:=,]/_}.json
+annotated=$workdir/annotated-v2-${judges//[:=,]/_}.json
 if [[ ! -f "$annotated" ]]; then
     "$py" "$here/judges.py" annotated --models "$media" --media "$media" --judges "$judges" \
         ${yunet_model:+--yunet-model "$yunet_model"} >"$annotated.tmp" 2>"$rundir/logs/annotated.log" ||
@@ -252,7 +252,8 @@ for i in "${!config_names[@]}"; do
     note "$name: ${config_props[$i]:-(defaults)}"
     timed "$rundir/logs/$name.log" "${cmd[@]}"
     "$py" "$here/score.py" tool --clip "$clip" --truth "$rundir/truth.json" --format i420 \
-        --output "$out" --name "yoloanonymize ${config_props[$i]:-(defaults)}" \
+        --output "$out" --detections "$rundir/results/$name.det.jsonl" \
+        --name "yoloanonymize ${config_props[$i]:-(defaults)}" \
         --command "yoloanonymize method=fill fill-color=0xFF00FF ${config_props[$i]}" \
         --seconds "$seconds" --out "$rundir/results/$name.json" || die "scoring $name failed"
     rm -f "$out"
@@ -260,12 +261,13 @@ for i in "${!config_names[@]}"; do
 done
 
 if [[ $skip_deface == 0 ]]; then
-    # deface decides by the file name's MIME type whether it reads a video, and Python does not
-    # know .y4m: the same deface main(), with that one type registered. The fill is a magenta
-    # image (--replacewith img: the box deface would blur, as a solid colour that no input pixel
-    # is likely to have), written losslessly (FFV1, RGB).
+    # deface picks its reader by the file name (imageio knows no .y4m): the same bytes under a
+    # video name, which ffmpeg reads as YUV4MPEG2 by their content. The fill is a magenta image
+    # (--replacewith img: the box that deface would blur, in a colour that no input pixel is
+    # likely to have; --replacewith solid fills black, as dark pixels already are), written
+    # losslessly (FFV1, RGB).
+    ln -sfn "$clip" "$rundir/clip.yuv4mpeg.avi"
     "$py" -c 'from PIL import Image; Image.new("RGB", (16, 16), (255, 0, 255)).save(__import__("sys").argv[1])' "$rundir/magenta.png"
-    deface_main='import mimetypes, sys; mimetypes.add_type("video/x-yuv4mpeg", ".y4m"); sys.argv[0] = "deface"; from deface.deface import main; main()'
     ffcfg='{"codec": "ffv1", "pixelformat": "bgr0", "quality": null, "macro_block_size": 16}'
     for variant in defaults thresh-0.1; do
         name=deface-$variant
@@ -273,10 +275,10 @@ if [[ $skip_deface == 0 ]]; then
         [[ $variant == thresh-0.1 ]] && args=(--thresh 0.1)
         out=$rundir/out/$name.mkv
         note "$name"
-        timed "$rundir/logs/$name.log" "$deface_venv/bin/python" -c "$deface_main" "$clip" -o "$out" \
+        timed "$rundir/logs/$name.log" "$deface_venv/bin/deface" "$rundir/clip.yuv4mpeg.avi" -o "$out" \
             --replacewith img --replaceimg "$rundir/magenta.png" --ffmpeg-config "$ffcfg" "${args[@]}"
         "$py" "$here/score.py" tool --clip "$clip" --truth "$rundir/truth.json" --format rgb \
-            --output "$out" --input-video "$clip" --readframes-python "$deface_venv/bin/python" \
+            --output "$out" --input-video "$rundir/clip.yuv4mpeg.avi" --readframes-python "$deface_venv/bin/python" \
             --name "deface 1.5.0 ${args[*]:-(defaults)}" \
             --command "deface ${args[*]} --replacewith img --replaceimg magenta.png --ffmpeg-config '$ffcfg'" \
             --seconds "$seconds" --out "$rundir/results/$name.json" || die "scoring $name failed"

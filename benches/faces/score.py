@@ -253,9 +253,23 @@ def cmd_tool(args):
     else:
         rf = [args.readframes_python, os.path.join(HERE, "readframes.py")]
         masks = rgb_masks(rf + [args.input_video], rf + [args.output], W, H, n)
+    dets = load_jsonl(args.detections)[0] if args.detections else None
+    cross = {"frames_checked": 0, "frames_region_not_painted": 0, "frames_redacted_whole": 0,
+             "pixels_painted_outside_regions": 0}
     frames = []
     for i, mask in enumerate(masks):
         fr = truth["frames"][i]
+        if dets is not None:
+            # Cross-check: every region of the element's detections-file must be painted.
+            d = dets.get(i, {})
+            cross["frames_checked"] += 1
+            if d.get("redacted_whole"):
+                cross["frames_redacted_whole"] += 1
+            else:
+                rm = rect_mask([(g["x0"], g["y0"], g["x1"], g["y1"]) for g in d.get("regions", [])],
+                               W, H)
+                cross["frames_region_not_painted"] += bool((rm & ~mask).any())
+                cross["pixels_painted_outside_regions"] += int((mask & ~rm).sum())
         far = ~rect_mask(fr["near"], W, H)
         faces = []
         for g in fr["faces"]:
@@ -268,7 +282,7 @@ def cmd_tool(args):
     if len(frames) != n:
         sys.exit(f"score.py: {args.name}: {len(frames)} frames scored, the clip has {n}")
     res = {"name": args.name, "command": args.command, "seconds": args.seconds, "frames": n,
-           "per_frame": frames}
+           "per_frame": frames, "cross_check": cross if dets is not None else None}
     with open(args.out + ".tmp", "w", encoding="utf-8") as f:
         json.dump(res, f)
     os.replace(args.out + ".tmp", args.out)
@@ -380,19 +394,35 @@ def cmd_report(args):
     if os.path.exists(ann):
         a = json.load(open(ann, encoding="utf-8"))
         out("")
-        out(f"Judges on dlib's human-annotated faces ({a['human_faces']} faces in {a['images']} "
-            "photos, PASCAL VOC): recall " + ", ".join(
-                f"{j} {100 * v:.1f} % ({a['detections'][j]} detections)"
-                for j, v in a["recall"].items()) +
-            f"; >= 2 judges {100 * a['recall_ge2']:.1f} % ({a['ge2_not_annotated']} agreed faces "
-            "without a human box).")
+        out(f"Judges on dlib's human-annotated faces ({a['human_faces']} faces, 37-109 px boxes, "
+            f"in {a['images']} PASCAL VOC photos), the photos at their size and scaled down:")
+        out("")
+        js = list(next(iter(a["scales"].values()))["recall"])
+        out("| photo scale | " + " | ".join(f"{j} recall" for j in js) +
+            " | >= 2 judges recall | agreed faces without a human box |")
+        out("|---:|" + "---:|" * (len(js) + 2))
+        for sc, v in a["scales"].items():
+            out(f"| {sc} | " + " | ".join(
+                f"{100 * v['recall'][j]:.1f} % ({v['detections'][j]} found)" for j in js) +
+                f" | {100 * v['recall_ge2']:.1f} % | {v['ge2_not_annotated']} |")
     out("")
     for r, _ in sums:
-        out(f"- {r['name']}: `{r['command']}`")
+        c = r.get("cross_check")
+        check = ""
+        if c:
+            check = (f" (cross-check with its detections-file: {c['frames_region_not_painted']} of "
+                     f"{c['frames_checked']} frames with a region not painted, "
+                     f"{c['frames_redacted_whole']} redacted whole, "
+                     f"{c['pixels_painted_outside_regions'] / max(1, c['frames_checked']):.0f} px "
+                     "a frame painted outside the regions: their edges rounded to the chroma grid)")
+        out(f"- {r['name']}: `{r['command']}`{check}")
     text = "\n".join(lines)
     print(text)
+    hp = os.path.join(rd, "header.txt")
+    header = open(hp, encoding="utf-8").read().rstrip() if os.path.exists(hp) else ""
     with open(os.path.join(rd, "results.md"), "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+        f.write("# yoloanonymize face-coverage benchmark\n\n```\n" + header + "\n```\n\n" + text +
+                "\n")
     return 0
 
 
@@ -410,6 +440,7 @@ def main():
     p.add_argument("--format", choices=["i420", "rgb"], required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--input-video", help="rgb: the video file the tool read")
+    p.add_argument("--detections", help="i420: the element's detections-file, cross-checked")
     p.add_argument("--readframes-python", help="rgb: the python of deface's virtualenv")
     p.add_argument("--name", required=True)
     p.add_argument("--command", default="")
