@@ -275,7 +275,8 @@ def cmd_tool(args):
         for g in fr["faces"]:
             r = max(1.0, 0.1 * g["ied"])
             eyes = all(eye_covered(mask, e, r) for e in g["eyes"])
-            faces.append([g["ied"], bool(eyes), round(box_fraction(mask, g["box"]), 3)])
+            faces.append([g["ied"], bool(eyes), round(box_fraction(mask, g["box"]), 3),
+                          g["judges"]])
         frames.append({"faces": faces, "far": int(far.sum()), "far_changed": int((mask & far).sum()),
                        "changed": int(mask.sum()), "since_cut": since[i],
                        "after_cut": (i - since[i]) in cuts and since[i] < CUT_WINDOW})
@@ -301,13 +302,17 @@ def pct(a, b):
     return "n/a" if not b else f"{100.0 * a / b:.1f} %"
 
 
-def summary(res):
+def summary(res, without=None):
+    """Totals of a tool's result; without = a judge whose votes do not count (a face then needs
+    two of the other judges)."""
     s = {"faces": 0, "eye": 0, "box80": 0, "bad_frames": 0, "frames_with_faces": 0,
          "buckets": {b[2]: [0, 0, 0] for b in BUCKETS}}
     far = {"all": [0, 0], "cut": [0, 0], "steady": [0, 0]}
     for fr in res["per_frame"]:
         bad = False
-        for ied, eye, frac in fr["faces"]:
+        for ied, eye, frac, *js in fr["faces"]:
+            if without and js and len([j for j in js[0] if j != without]) < 2:
+                continue
             s["faces"] += 1
             s["eye"] += eye
             s["box80"] += frac >= 0.8
@@ -382,6 +387,21 @@ def cmd_report(args):
         cells = [pct(s["buckets"][b[2]][1], s["buckets"][b[2]][0]) for b in BUCKETS]
         cells += [pct(s["buckets"][b[2]][2], s["buckets"][b[2]][0]) for b in BUCKETS]
         out(f"| {r['name']} | " + " | ".join(cells) + " |")
+    cf = [j for j in truth["judges"] if j.startswith("centerface")]
+    if cf and len(truth["judges"]) >= 3 and any(r["name"].startswith("deface") for r, _ in sums):
+        out("")
+        out(f"deface runs CenterFace itself: the same figures with the faces that two judges other "
+            f"than {cf[0]} found (its votes not counted):")
+        out("")
+        out("| tool | faces | eye recall | frames with an uncovered eye | faces >= 80 % covered | "
+            "eyes < 10 px | eyes 10-25 px |")
+        out("|---|---:|---:|---:|---:|---:|---:|")
+        for r, _ in sums:
+            s = summary(r, without=cf[0])
+            b = s["buckets"]
+            out(f"| {r['name']} | {s['faces']} | {pct(s['eye'], s['faces'])} | {s['bad_frames']} | "
+                f"{pct(s['box80'], s['faces'])} | {pct(b['< 10 px'][1], b['< 10 px'][0])} | "
+                f"{pct(b['10-25 px'][1], b['10-25 px'][0])} |")
     out("")
     ag = truth["agreement"]
     out("Judges: " + "; ".join(
