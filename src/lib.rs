@@ -17,6 +17,7 @@ use gst::glib;
 pub mod audit;
 pub mod decode;
 pub mod engine;
+pub mod face;
 pub mod frame;
 pub mod preprocess;
 pub mod redact;
