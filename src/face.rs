@@ -1,8 +1,8 @@
 //! The face detector beside the pose model: YuNet 2023mar with dynamic batch, height and width
 //! (`models/face_detection_yunet_2023mar_dynamic.onnx`, see `models/README-face.md`).
 //!
-//! The face input is the frame scaled by a factor (1 = full resolution, so that a face with 6
-//! pixels between the eyes is still found) and padded to multiples of 32:
+//! The face input is the frame scaled by a factor (1 = full resolution, where YuNet found 98 % of
+//! the faces with 6-10 px between the eyes; 1.5 found all of them) and padded to multiples of 32:
 //! [`Letterbox::with_scale`] gives the geometry, [`fill_face_tensor`] writes the tensor (BGR,
 //! `0..255`, NCHW, padding 0) from any of the element's pixel formats, and
 //! [`decode_yunet_batch`] turns the model's twelve output tensors into [`FaceDetection`]s in
