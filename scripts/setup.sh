@@ -114,6 +114,9 @@ ya_log "Model present: models/$MODEL_FILE (sha256 OK)."
 fp16=$YA_REPO_ROOT/models/$MODEL_FP16_FILE
 [[ -f "$fp16" && "$(sha256sum "$fp16" | cut -d' ' -f1)" == "$MODEL_FP16_SHA256" ]] ||
     ya_die "$fp16 is missing or does not have the expected sha256 $MODEL_FP16_SHA256 (half-precision uses it; models/make-fp16.sh remakes it)."
+face=$YA_REPO_ROOT/models/$FACE_MODEL_FILE
+[[ -f "$face" && "$(sha256sum "$face" | cut -d' ' -f1)" == "$FACE_MODEL_SHA256" ]] ||
+    ya_die "$face is missing or does not have the expected sha256 $FACE_MODEL_SHA256 (the face detector; models/make-yunet-dynamic.sh remakes it)."
 
 # --- 5. Build --------------------------------------------------------------------------------
 if [[ "${YOLOANONYMIZE_SKIP_BUILD:-0}" == 1 ]]; then

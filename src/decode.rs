@@ -58,11 +58,25 @@ pub fn decode_pose(
 /// panics (NaN sorts above every number and is then kept or suppressed like any other box).
 /// The letterbox is a uniform scale and shift, so suppressing in frame pixels is the same as in
 /// network pixels.
-pub fn nms(mut dets: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
-    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<Detection> = Vec::with_capacity(dets.len().min(64));
+pub fn nms(dets: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
+    nms_by(dets, iou_threshold, |d| (d.bbox, d.score))
+}
+
+/// [`nms`] for any kind of detection: `key` gives its box and score. A box with a non-finite
+/// coordinate neither suppresses nor is suppressed (its IoU is not meaningful, and it must not
+/// remove a box that can be drawn).
+pub fn nms_by<T>(mut dets: Vec<T>, iou_threshold: f32, key: impl Fn(&T) -> (Rect, f32)) -> Vec<T> {
+    let finite = |r: &Rect| [r.x0, r.y0, r.x1, r.y1].iter().all(|v| v.is_finite());
+    dets.sort_by(|a, b| key(b).1.total_cmp(&key(a).1));
+    let mut kept: Vec<T> = Vec::with_capacity(dets.len().min(64));
     for d in dets {
-        if kept.iter().all(|k| k.bbox.iou(&d.bbox) <= iou_threshold) {
+        let bbox = key(&d).0;
+        if !finite(&bbox)
+            || kept.iter().all(|k| {
+                let other = key(k).0;
+                !finite(&other) || other.iou(&bbox) <= iou_threshold
+            })
+        {
             kept.push(d);
         }
     }

@@ -114,6 +114,46 @@ pub mod coco {
     pub const RIGHT_EAR: usize = 4;
 }
 
+/// Face landmark indices of [`FaceDetection::landmarks`]. Right and left are the person's own:
+/// on a frontal face the person's right eye and right mouth corner are on the image's left.
+pub mod landmark {
+    /// Landmarks per face.
+    pub const NUM_LANDMARKS: usize = 5;
+    pub const RIGHT_EYE: usize = 0;
+    pub const LEFT_EYE: usize = 1;
+    pub const NOSE: usize = 2;
+    pub const MOUTH_RIGHT: usize = 3;
+    pub const MOUTH_LEFT: usize = 4;
+}
+
+/// One face found by the face detector, in frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaceDetection {
+    pub bbox: Rect,
+    pub score: f32,
+    /// Indexed by the [`landmark`] constants; `conf`
+    /// is the face's score (YuNet gives no per-landmark confidence).
+    pub landmarks: [Keypoint; landmark::NUM_LANDMARKS],
+}
+
+impl FaceDetection {
+    /// The person's right eye (on the image's left for a frontal face).
+    pub fn right_eye(&self) -> Keypoint {
+        self.landmarks[landmark::RIGHT_EYE]
+    }
+
+    /// The person's left eye.
+    pub fn left_eye(&self) -> Keypoint {
+        self.landmarks[landmark::LEFT_EYE]
+    }
+
+    /// Distance between the two eye landmarks.
+    pub fn eye_distance(&self) -> f32 {
+        let (r, l) = (self.right_eye(), self.left_eye());
+        ((r.x - l.x).powi(2) + (r.y - l.y).powi(2)).sqrt()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

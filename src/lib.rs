@@ -19,6 +19,7 @@ pub mod batcher;
 pub mod decode;
 pub mod detection;
 pub mod engine;
+pub mod face;
 pub mod frame;
 pub mod preprocess;
 pub mod redact;

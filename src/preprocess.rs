@@ -3,11 +3,34 @@
 //! The network input is planar RGB `f32` in `0..1` (NCHW). A frame is scaled so that its long side
 //! becomes `input_size`, keeping its aspect ratio, and padded with grey (114/255) up to the next
 //! multiple of 32 on each side: a 768x576 frame runs at 640x480, not 640x640.
+//!
+//! Other networks (the face detector) take other inputs: [`InputSpec`] says the channel order, the
+//! value range and the padding, and [`Letterbox::with_scale`] scales a frame by a given factor
+//! instead of to a given long side.
 
 use crate::frame::{FrameRef, PixelFormat};
 
 /// Grey used by Ultralytics for letterbox padding.
 pub const PAD_VALUE: f32 = 114.0 / 255.0;
+
+/// What one network wants in its input tensor: planar NCHW `f32`, channels in RGB or BGR order,
+/// each 8-bit value multiplied by `scale`, padding set to `pad`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputSpec {
+    /// Channel planes in B, G, R order instead of R, G, B.
+    pub bgr: bool,
+    /// Multiplier from `0..255` to the network's range.
+    pub scale: f32,
+    /// Value of the padding around the scaled frame (every channel).
+    pub pad: f32,
+}
+
+/// The pose model's input: RGB in `0..1`, padding 114/255 (Ultralytics' letterbox).
+pub const POSE_INPUT: InputSpec = InputSpec {
+    bgr: false,
+    scale: 1.0 / 255.0,
+    pad: PAD_VALUE,
+};
 
 /// Maps between frame pixels and network-input pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,6 +81,30 @@ impl Letterbox {
         let inner_w = ((src_w as f32 * scale).round() as usize).clamp(1, net_w);
         let inner_h = ((src_h as f32 * scale).round() as usize).clamp(1, net_h);
         Self::place(src_w, src_h, net_w, net_h, scale, inner_w, inner_h)
+    }
+
+    /// Letterbox that scales the frame by `scale` (network pixels per frame pixel; 1 = full
+    /// resolution) and pads each side to the next multiple of 32.
+    ///
+    /// Panics unless `scale` is finite and positive (a property's range is checked before).
+    pub fn with_scale(src_w: usize, src_h: usize, scale: f32) -> Self {
+        assert!(
+            scale.is_finite() && scale > 0.0,
+            "letterbox scale {scale} is not a positive number"
+        );
+        let src_w = src_w.max(1);
+        let src_h = src_h.max(1);
+        let inner_w = ((src_w as f32 * scale).round() as usize).max(1);
+        let inner_h = ((src_h as f32 * scale).round() as usize).max(1);
+        Self::place(
+            src_w,
+            src_h,
+            round_up_32(inner_w),
+            round_up_32(inner_h),
+            scale,
+            inner_w,
+            inner_h,
+        )
     }
 
     fn place(
@@ -163,10 +210,21 @@ pub struct Preprocessor {
 
 impl Preprocessor {
     /// Writes `frame`, letterboxed by `lb`, into `out` (one image: `3 * net_h * net_w` values,
-    /// planar RGB in `0..1`). Sampling is bilinear and reads the frame's own planes: YUV is
-    /// interpolated first and converted once per network pixel, so the cost follows the network
-    /// size, not the frame size. No intermediate image is allocated.
+    /// planar RGB in `0..1`: the pose model's [`POSE_INPUT`]). Sampling is bilinear and reads the
+    /// frame's own planes: YUV is interpolated first and converted once per network pixel, so the
+    /// cost follows the network size, not the frame size. No intermediate image is allocated.
     pub fn fill_tensor(&mut self, frame: &FrameRef<'_>, lb: &Letterbox, out: &mut [f32]) {
+        self.fill_tensor_as(frame, lb, &POSE_INPUT, out);
+    }
+
+    /// [`Preprocessor::fill_tensor`] for a network whose input is described by `spec`.
+    pub fn fill_tensor_as(
+        &mut self,
+        frame: &FrameRef<'_>,
+        lb: &Letterbox,
+        spec: &InputSpec,
+        out: &mut [f32],
+    ) {
         assert_eq!(
             out.len(),
             lb.tensor_len(),
@@ -195,23 +253,28 @@ impl Preprocessor {
             self.key = Some(*lb);
         }
         let plane = lb.net_w * lb.net_h;
-        let (r_out, rest) = out.split_at_mut(plane);
-        let (g_out, b_out) = rest.split_at_mut(plane);
-        const INV: f32 = 1.0 / 255.0;
+        let (first, rest) = out.split_at_mut(plane);
+        let (g_out, third) = rest.split_at_mut(plane);
+        let (r_out, b_out) = if spec.bgr {
+            (third, first)
+        } else {
+            (first, third)
+        };
+        let (inv, pad) = (spec.scale, spec.pad);
         for ny in 0..lb.net_h {
             let row = ny * lb.net_w;
             let inside = ny >= lb.pad_y && ny < lb.pad_y + lb.inner_h;
             if !inside {
                 for o in [&mut *r_out, &mut *g_out, &mut *b_out] {
-                    o[row..row + lb.net_w].fill(PAD_VALUE);
+                    o[row..row + lb.net_w].fill(pad);
                 }
                 continue;
             }
             let left = row + lb.pad_x;
             let right = left + lb.inner_w;
             for o in [&mut *r_out, &mut *g_out, &mut *b_out] {
-                o[row..left].fill(PAD_VALUE);
-                o[right..row + lb.net_w].fill(PAD_VALUE);
+                o[row..left].fill(pad);
+                o[right..row + lb.net_w].fill(pad);
             }
             let (r_row, g_row, b_row) = (
                 &mut r_out[left..right],
@@ -245,9 +308,9 @@ impl Preprocessor {
                         let u = bilerp(ua, ub, c0, c1, cx.w1, ct.w1);
                         let v = bilerp(va, vb, c0, c1, cx.w1, ct.w1);
                         let [r, g, b] = yuv_to_rgb_f(y, u, v);
-                        r_row[i] = r * INV;
-                        g_row[i] = g * INV;
-                        b_row[i] = b * INV;
+                        r_row[i] = r * inv;
+                        g_row[i] = g * inv;
+                        b_row[i] = b * inv;
                     }
                 }
                 _ => {
@@ -256,9 +319,9 @@ impl Preprocessor {
                     let b = &frame.planes[0][t.i1 * s[0]..];
                     for (i, xt) in self.xtaps.iter().enumerate() {
                         let (p0, p1) = (xt.i0 * bpp, xt.i1 * bpp);
-                        r_row[i] = bilerp(a, b, p0 + ro, p1 + ro, xt.w1, t.w1) * INV;
-                        g_row[i] = bilerp(a, b, p0 + go, p1 + go, xt.w1, t.w1) * INV;
-                        b_row[i] = bilerp(a, b, p0 + bo, p1 + bo, xt.w1, t.w1) * INV;
+                        r_row[i] = bilerp(a, b, p0 + ro, p1 + ro, xt.w1, t.w1) * inv;
+                        g_row[i] = bilerp(a, b, p0 + go, p1 + go, xt.w1, t.w1) * inv;
+                        b_row[i] = bilerp(a, b, p0 + bo, p1 + bo, xt.w1, t.w1) * inv;
                     }
                 }
             }
@@ -267,7 +330,7 @@ impl Preprocessor {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -315,8 +378,9 @@ mod tests {
         assert!((fx - 960.0).abs() < 1e-3 && (fy - 540.0).abs() < 1e-3);
     }
 
-    /// A frame whose pixel (x, y) has colour `rgb(x, y)`, packed tightly, in `format`.
-    fn make_frame(
+    /// A frame whose pixel (x, y) has colour `rgb(x, y)`, packed tightly, in `format` (its planes;
+    /// [`strides`] gives their strides). Also used by the face module's tests.
+    pub(crate) fn make_frame(
         format: PixelFormat,
         w: usize,
         h: usize,
@@ -376,7 +440,7 @@ mod tests {
         }
     }
 
-    fn strides(format: PixelFormat, w: usize) -> [usize; 3] {
+    pub(crate) fn strides(format: PixelFormat, w: usize) -> [usize; 3] {
         match format {
             PixelFormat::I420 => [w, w / 2, w / 2],
             PixelFormat::Nv12 => [w, w, 0],
