@@ -242,12 +242,12 @@ def split_spec(spec: str, default_provider: str):
 # eval
 
 
-def run_all(sess, frames, indices, batch):
+def run_all(sess, frames, indices, batch, conf=0.25):
     name = sess.get_inputs()[0].name
     dets = []
     for k in range(0, len(indices), batch):
         y = sess.run(None, {name: to_input(frames[indices[k : k + batch]])})[0]
-        dets.extend(decode(o) for o in y)
+        dets.extend(decode(o, conf) for o in y)
     return dets
 
 
@@ -327,7 +327,7 @@ def cmd_eval(a):
     for spec in a.models:
         path, prov, prec, label = split_spec(spec, a.provider)
         t0 = time.time()
-        r = compare(ref, run_all(session(path, prov, a.threads, prec), frames, idx, a.batch))
+        r = compare(ref, run_all(session(path, prov, a.threads, prec), frames, idx, a.batch, a.cand_conf))
         out["models"][label] = r
         log(f"{label}: {time.time() - t0:.0f} s")
         print(
@@ -479,6 +479,7 @@ def main():
     e.add_argument("--batch", type=int, default=4)
     e.add_argument("--threads", type=int, default=2)
     e.add_argument("--json")
+    e.add_argument("--cand-conf", type=float, default=0.25, help="the candidates' confidence threshold (the reference's is 0.25)")
     e.add_argument("--ref-cache", help="pickle of the reference's detections, reused when it matches")
     e.add_argument("models", nargs="+", help="PATH[@cpu|@openvino[:bf16]]")
     b = sub.add_parser("bench")

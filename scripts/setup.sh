@@ -114,6 +114,9 @@ ya_log "Model present: models/$MODEL_FILE (sha256 OK)."
 fp16=$YA_REPO_ROOT/models/$MODEL_FP16_FILE
 [[ -f "$fp16" && "$(sha256sum "$fp16" | cut -d' ' -f1)" == "$MODEL_FP16_SHA256" ]] ||
     ya_die "$fp16 is missing or does not have the expected sha256 $MODEL_FP16_SHA256 (half-precision uses it; models/make-fp16.sh remakes it)."
+int8=$YA_REPO_ROOT/models/$MODEL_INT8_FILE
+[[ -f "$int8" && "$(sha256sum "$int8" | cut -d' ' -f1)" == "$MODEL_INT8_SHA256" ]] ||
+    ya_die "$int8 is missing or does not have the expected sha256 $MODEL_INT8_SHA256 (precision=int8 and auto on OpenVINO use it; models/quantize-nncf.sh remakes it)."
 
 # --- 5. Build --------------------------------------------------------------------------------
 if [[ "${YOLOANONYMIZE_SKIP_BUILD:-0}" == 1 ]]; then
