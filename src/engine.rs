@@ -500,7 +500,7 @@ pub fn choose_precision(
         ),
         (Precision::Bf16, false) => (
             Precision::Fp32,
-            format!("precision=bf16 applies to OpenVINO only; float32 on {provider}"),
+            format!("float32 on {provider} (bfloat16 applies to OpenVINO only)"),
         ),
         (Precision::Auto, false) => (
             Precision::Fp32,
@@ -1064,7 +1064,7 @@ mod tests {
         assert_eq!(Precision::Fp32.region_pad(), 0.0);
         assert_eq!(Precision::Bf16.region_pad(), BF16_REGION_PAD);
         assert_eq!(Precision::Int8.region_pad(), INT8_REGION_PAD);
-        assert!(INT8_REGION_PAD > 0.0);
+        const { assert!(INT8_REGION_PAD > 0.0) };
         assert_eq!(Precision::Int8.conf_offset(), INT8_CONF_OFFSET);
         assert_eq!(Precision::Bf16.conf_offset(), 0.0);
     }
