@@ -94,6 +94,95 @@ impl fmt::Display for Device {
     }
 }
 
+/// What the network computes in on the CPU (OpenVINO), as the user asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// The measured rule of [`choose_precision`]: int8 when the model's int8 variant is there,
+    /// else bfloat16 where the CPU has bfloat16 instructions, else float32.
+    #[default]
+    Auto,
+    Fp32,
+    /// bfloat16 through OpenVINO's inference precision hint (AVX512-BF16 or AMX; float32 where
+    /// the CPU has neither).
+    Bf16,
+    /// The int8 (QDQ) variant of the model, [`int8_variant`].
+    Int8,
+}
+
+/// Region padding, in network pixels on each side, that absorbs the keypoint jitter of bfloat16
+/// on OpenVINO and of float16 on CUDA against float32 (measured on vtest.avi, README
+/// Performance).
+pub const BF16_REGION_PAD: f32 = 2.0;
+/// Region padding for the int8 model: the smallest padding at which the element (with
+/// [`INT8_CONF_OFFSET`]) covers >= 99.5 % of the float32 reference's eye regions on vtest.avi
+/// frames 300..794 (99.62 %; 100 % at 10; 96.0 % at 3, 95.4 % at 2): int8 moves the eye
+/// keypoints by little (p99 1.2 px) but changes which neighbouring keypoints are confident, and
+/// so the shape of the eye band (models/README-int8.md, "Coverage").
+pub const INT8_REGION_PAD: f32 = 8.0;
+
+/// How much lower the confidence threshold is for the int8 model: it scores people lower than
+/// float32 (0.49 for float32's 0.53 on a test frame), so persons that float32 scores just above
+/// the threshold fall under it
+/// (models/README-int8.md: at 0.25 the element with int8 never reaches 99.5 % of the float32
+/// reference's eye regions on vtest.avi, 99.42 % at most, whatever the padding; at 0.20 it does).
+pub const INT8_CONF_OFFSET: f32 = 0.05;
+
+impl Precision {
+    /// How much the element lowers its confidence threshold for a session in this precision (the
+    /// extra detections err on the side of redaction).
+    pub fn conf_offset(self) -> f32 {
+        match self {
+            Precision::Int8 => INT8_CONF_OFFSET,
+            _ => 0.0,
+        }
+    }
+
+    /// Parses `auto`, `fp32`, `bf16` or `int8` (also `float32`, `bfloat16`).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Precision::Auto),
+            "fp32" | "f32" | "float32" => Ok(Precision::Fp32),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            "int8" | "i8" => Ok(Precision::Int8),
+            other => Err(format!(
+                "unknown precision '{other}': use auto, fp32, bf16 or int8"
+            )),
+        }
+    }
+
+    /// The old boolean `openvino-bf16` property: true = bfloat16 where the CPU has it, else
+    /// float32 (`bf16`, which falls back with a note); false = float32. Never int8: an element
+    /// that has no `precision` property does not apply int8's padding and threshold offset.
+    pub fn from_openvino_bf16(bf16: bool) -> Self {
+        if bf16 {
+            Precision::Bf16
+        } else {
+            Precision::Fp32
+        }
+    }
+
+    /// How far regions grow, in network pixels on each side, for a session computing in this
+    /// precision (`Auto` is never in effect: it counts as float32).
+    pub fn region_pad(self) -> f32 {
+        match self {
+            Precision::Auto | Precision::Fp32 => 0.0,
+            Precision::Bf16 => BF16_REGION_PAD,
+            Precision::Int8 => INT8_REGION_PAD,
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::Auto => "auto",
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
+        })
+    }
+}
+
 /// Everything that can go wrong before or during inference, each with what to do about it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineError {
@@ -481,8 +570,7 @@ pub fn nvidia_driver_present() -> bool {
 pub fn cpu_has_bf16() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512bf16")
-            || std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains(" amx_bf16"))
+        std::arch::is_x86_feature_detected!("avx512bf16") || cpuinfo_has(" amx_bf16")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -490,18 +578,137 @@ pub fn cpu_has_bf16() -> bool {
     }
 }
 
+/// Whether this CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8). Without
+/// them OpenVINO still runs int8, with AVX2 multiply-adds (vpmaddubsw).
+pub fn cpu_has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512vnni")
+            || std::arch::is_x86_feature_detected!("avxvnni")
+            || cpuinfo_has(" amx_int8")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn cpuinfo_has(flag: &str) -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains(flag))
+}
+
+/// The CPU features that decide the precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuFeatures {
+    pub bf16: bool,
+    pub vnni: bool,
+}
+
+impl CpuFeatures {
+    /// This machine's.
+    pub fn detect() -> Self {
+        CpuFeatures {
+            bf16: cpu_has_bf16(),
+            vnni: cpu_has_vnni(),
+        }
+    }
+}
+
+/// The int8 variant of `model` that `precision=int8` runs: `<stem>-int8.onnx` beside it (the
+/// model itself when its name already ends in `-int8.onnx`). models/quantize-nncf.sh makes it.
+pub fn int8_variant(model: &Path) -> PathBuf {
+    variant(model, "-int8")
+}
+
+/// The command that makes the int8 variant of the bundled model.
+pub const INT8_HINT: &str = "models/quantize-nncf.sh makes it from models/yolo11n-pose-dynamic.onnx (models/README-int8.md)";
+
+/// Which precision a session computes in and why, for a request on a provider.
+///
+/// The rule (`auto`), from the measurements in models/README-int8.md: on OpenVINO, the int8
+/// variant when it is there (it is shipped only because it keeps the coverage bar with
+/// [`INT8_REGION_PAD`], and it ran 1.6 to 1.9 times as fast as float32 even on a CPU without VNNI);
+/// else bfloat16 where the CPU has bfloat16 instructions; else float32. On ONNX Runtime's CPU
+/// provider (the project's float32 reference) and on CUDA, `auto` is float32. An explicit `int8`
+/// runs the int8 variant on any provider; an explicit `bf16` falls back to float32, with a note,
+/// where it cannot be had. `int8` is the variant's path when it exists.
+pub fn choose_precision(
+    requested: Precision,
+    provider: Provider,
+    cpu: CpuFeatures,
+    int8: Option<&Path>,
+) -> (Precision, String) {
+    let openvino = provider == Provider::OpenVino;
+    let no_vnni = if cpu.vnni {
+        ""
+    } else {
+        "; this CPU has no VNNI instructions, so int8 runs on AVX2 multiply-adds"
+    };
+    match (requested, openvino) {
+        (Precision::Int8, _) => (
+            Precision::Int8,
+            format!(
+                "precision=int8: {} on {provider}{}",
+                int8.map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "the int8 model".into()),
+                if openvino { no_vnni } else { "" }
+            ),
+        ),
+        (Precision::Auto, true) => match int8 {
+            Some(p) => (
+                Precision::Int8,
+                format!(
+                    "precision=auto: int8 ({}), the fastest measured precision that keeps the coverage bar{no_vnni}",
+                    p.display()
+                ),
+            ),
+            None if cpu.bf16 => (
+                Precision::Bf16,
+                "precision=auto: bfloat16 (this CPU has bfloat16 instructions; no int8 variant of the model beside it)".into(),
+            ),
+            None => (
+                Precision::Fp32,
+                format!(
+                    "precision=auto: float32: this CPU has no bfloat16 instructions (AVX512-BF16, AMX) and the model has no int8 variant beside it ({INT8_HINT})"
+                ),
+            ),
+        },
+        (Precision::Bf16, true) if cpu.bf16 => {
+            (Precision::Bf16, "precision=bf16: bfloat16".into())
+        }
+        (Precision::Bf16, true) => (
+            Precision::Fp32,
+            "precision=bf16: this CPU has no bfloat16 instructions (AVX512-BF16, AMX); computing in float32".into(),
+        ),
+        (Precision::Bf16, false) => (
+            Precision::Fp32,
+            format!("float32 on {provider} (bfloat16 applies to OpenVINO only)"),
+        ),
+        (Precision::Auto, false) => (
+            Precision::Fp32,
+            format!("precision=auto: float32 on {provider}"),
+        ),
+        (Precision::Fp32, _) => (Precision::Fp32, "precision=fp32: float32".into()),
+    }
+}
+
 /// The float16 variant of `model` that `half-precision` runs: `<stem>-fp16.onnx` beside it (the
 /// model itself when its name already ends in `-fp16.onnx`).
 pub fn fp16_variant(model: &Path) -> PathBuf {
+    variant(model, "-fp16")
+}
+
+fn variant(model: &Path, suffix: &str) -> PathBuf {
     let name = model
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if name.ends_with("-fp16.onnx") {
+    if name.ends_with(&format!("{suffix}.onnx")) {
         return model.to_path_buf();
     }
     let stem = name.strip_suffix(".onnx").unwrap_or(&name);
-    model.with_file_name(format!("{stem}-fp16.onnx"))
+    model.with_file_name(format!("{stem}{suffix}.onnx"))
 }
 
 /// Checks that `path` is a readable regular file (or a symlink to one) without blocking: a FIFO
@@ -536,7 +743,8 @@ pub struct EngineConfig {
     pub library_dirs: Vec<PathBuf>,
     /// Run the float16 variant of the model ([`fp16_variant`]) when the provider is CUDA.
     pub half_precision: bool,
-    /// On OpenVINO, let it compute in bfloat16 where the CPU supports it.
+    /// The old `openvino-bf16` property: [`Engine::load`] runs [`Precision::from_openvino_bf16`]
+    /// of it (true = `auto`, false = `fp32`); [`Engine::load_with_precision`] ignores it.
     pub openvino_bf16: bool,
 }
 
@@ -580,9 +788,19 @@ pub struct Engine {
     pub model: PathBuf,
     /// Why `half_precision` was not followed, if it was asked for and not followed.
     pub precision_note: Option<String>,
-    /// The session computes in reduced precision: float16 on CUDA (`half_precision`) or
-    /// bfloat16 on OpenVINO (`openvino_bf16`, on a CPU with bfloat16 instructions).
+    /// The session computes in reduced precision (`region_pad > 0`): float16 on CUDA
+    /// (`half_precision`), bfloat16 or int8. Kept for the element until it reads `region_pad`.
     pub reduced_precision: bool,
+    /// The precision in effect (never `Auto`; float16 on CUDA counts as `Fp32` here, see
+    /// `reduced_precision`).
+    pub precision: Precision,
+    /// How far regions grow, in network pixels on each side, to absorb the keypoint jitter of
+    /// the precision in effect against float32 ([`Precision::region_pad`]; [`BF16_REGION_PAD`]
+    /// for float16 on CUDA).
+    pub region_pad: f32,
+    /// How much lower the confidence threshold must be for this precision to find float32's
+    /// people ([`Precision::conf_offset`]): the element subtracts it from `conf-threshold`.
+    pub conf_offset: f32,
     /// Whether CUDA was expected to work: the ONNX Runtime in use is the GPU build and an NVIDIA
     /// driver is installed (so a fallback to the CPU is a surprise worth a warning; on a machine
     /// without a driver it is the expected case).
@@ -669,10 +887,37 @@ fn describe(v: &ValueType) -> (Option<TensorElementType>, Vec<i64>) {
 }
 
 impl Engine {
-    /// Loads the model on the requested device and checks it against the pose contract.
+    /// Loads the model on the requested device and checks it against the pose contract, in the
+    /// precision the old `openvino-bf16` flag asks for ([`Precision::from_openvino_bf16`]).
     pub fn load(cfg: &EngineConfig) -> Result<Self, EngineError> {
+        Self::load_with_precision(cfg, Precision::from_openvino_bf16(cfg.openvino_bf16))
+    }
+
+    /// Loads the model on the requested device in the requested precision ([`choose_precision`]
+    /// says what `auto` becomes and why; the reason is appended to `provider_note`) and checks it
+    /// against the pose contract.
+    pub fn load_with_precision(
+        cfg: &EngineConfig,
+        precision: Precision,
+    ) -> Result<Self, EngineError> {
         // Check the file before ONNX Runtime does, for a plainer message.
         check_model_file(&cfg.model)?;
+        let int8_path = int8_variant(&cfg.model);
+        let int8 = if precision == Precision::Int8 {
+            check_model_file(&int8_path).map_err(|e| match e {
+                EngineError::ModelFile { path, reason } => EngineError::ModelFile {
+                    path,
+                    reason: format!(
+                        "{reason} (precision=int8 runs the int8 variant of the model, `<model>-int8.onnx` beside it; {INT8_HINT})"
+                    ),
+                },
+                other => other,
+            })?;
+            Some(int8_path.as_path())
+        } else {
+            int8_path.is_file().then_some(int8_path.as_path())
+        };
+        let cpu = CpuFeatures::detect();
         // ONNX Runtime is loaded once per process, by the first element: the GPU build is
         // wanted when CUDA may be used (device=cuda or auto) and can be (an NVIDIA driver is
         // installed); otherwise the OpenVINO build serves the CPU better.
@@ -723,16 +968,20 @@ impl Engine {
         };
         let mut provider_note = None;
         let mut session = None;
+        // The precision in effect and why, once a session took it.
+        let mut chosen: Option<(Precision, String)> = None;
         if let Some(id) = cuda_id {
             match check_cuda(&ort_lib) {
                 Err(why) => provider_note = Some(unavailable(why)?),
                 Ok(()) => {
-                    let model = if cfg.half_precision {
+                    let model = if precision == Precision::Int8 {
+                        int8_path.clone()
+                    } else if cfg.half_precision {
                         fp16_variant(&cfg.model)
                     } else {
                         cfg.model.clone()
                     };
-                    if cfg.half_precision {
+                    if cfg.half_precision && precision != Precision::Int8 {
                         check_model_file(&model).map_err(|e| match e {
                             EngineError::ModelFile { path, reason } => EngineError::ModelFile {
                                 path,
@@ -776,28 +1025,38 @@ impl Engine {
                     provider_note = Some(unavailable(why)?);
                 }
             } else {
+                let (prec, why) = choose_precision(precision, Provider::OpenVino, cpu, int8);
+                let model = match prec {
+                    Precision::Int8 => int8_path.clone(),
+                    _ => cfg.model.clone(),
+                };
                 let mut builder = new_builder()?;
-                let mut ov = ep::OpenVINO::default()
+                // The hint is always given: OpenVINO's own default is bfloat16 on CPUs that
+                // have it, so float32 has to be asked for. Int8 models keep their float parts
+                // in float32.
+                let hint = if prec == Precision::Bf16 {
+                    "bf16"
+                } else {
+                    "f32"
+                };
+                let ov = ep::OpenVINO::default()
                     .with_device_type("CPU")
-                    .with_num_threads(threads);
-                if cfg.openvino_bf16 {
-                    ov = ov.with_arbitrary_config(
+                    .with_num_threads(threads)
+                    .with_arbitrary_config(
                         "load_config",
-                        r#"{"CPU":{"INFERENCE_PRECISION_HINT":"bf16"}}"#,
+                        format!(r#"{{"CPU":{{"INFERENCE_PRECISION_HINT":"{hint}"}}}}"#),
                     );
-                }
                 let committed = ov
                     .build()
                     .error_on_failure()
                     .register(&mut builder)
                     .map_err(|e| e.to_string())
-                    .and_then(|()| {
-                        builder
-                            .commit_from_file(&cfg.model)
-                            .map_err(|e| e.to_string())
-                    });
+                    .and_then(|()| builder.commit_from_file(&model).map_err(|e| e.to_string()));
                 match committed {
-                    Ok(s) => session = Some((s, Provider::OpenVino, cfg.model.clone())),
+                    Ok(s) => {
+                        chosen = Some((prec, why));
+                        session = Some((s, Provider::OpenVino, model))
+                    }
                     Err(e) => {
                         let why = format!("OpenVINO could not start a session: {e}");
                         let note = unavailable(why)?;
@@ -812,15 +1071,31 @@ impl Engine {
         let (session, provider, model) = match session {
             Some(s) => s,
             None => {
-                let s = new_builder()?.commit_from_file(&cfg.model).map_err(|e| {
+                let (prec, why) = choose_precision(precision, Provider::Cpu, cpu, int8);
+                let model = match prec {
+                    Precision::Int8 => int8_path.clone(),
+                    _ => cfg.model.clone(),
+                };
+                let s = new_builder()?.commit_from_file(&model).map_err(|e| {
                     EngineError::ModelLoad {
-                        path: cfg.model.clone(),
+                        path: model.clone(),
                         reason: e.to_string(),
                     }
                 })?;
-                (s, Provider::Cpu, cfg.model.clone())
+                chosen = Some((prec, why));
+                (s, Provider::Cpu, model)
             }
         };
+        let (precision, why) =
+            chosen.unwrap_or_else(|| choose_precision(precision, provider, cpu, int8));
+        // What the CPU computes in and why (on CUDA the precision is `half-precision`'s, and a
+        // note there would read as a fallback warning).
+        if !provider.is_cuda() {
+            provider_note = Some(match provider_note {
+                Some(n) => format!("{n}; {why}"),
+                None => why,
+            });
+        }
         let precision_note = (cfg.half_precision && !provider.is_cuda()).then(|| {
             "half-precision=true does not help on the CPU: ONNX Runtime has no float16 convolutions there and computes them in float32 (models/README-fp16.md); keeping the float32 model".to_string()
         });
@@ -844,15 +1119,22 @@ impl Engine {
             path: model.clone(),
             reason,
         })?;
-        let reduced_precision = (provider.is_cuda() && cfg.half_precision)
-            || (provider == Provider::OpenVino && cfg.openvino_bf16 && cpu_has_bf16());
+        let fp16_cuda = provider.is_cuda() && cfg.half_precision && precision != Precision::Int8;
+        let region_pad = if fp16_cuda {
+            BF16_REGION_PAD
+        } else {
+            precision.region_pad()
+        };
         Ok(Self {
             session,
             input_name: ins[0].0.clone(),
             input_shape,
             provider,
             provider_note,
-            reduced_precision,
+            reduced_precision: region_pad > 0.0,
+            precision,
+            region_pad,
+            conf_offset: precision.conf_offset(),
             model,
             precision_note,
             cuda_expected: ort_lib
@@ -1174,6 +1456,144 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn int8_variant_sits_beside_the_model() {
+        assert_eq!(
+            int8_variant(Path::new("/m/yolo11n-pose-dynamic.onnx")),
+            Path::new("/m/yolo11n-pose-dynamic-int8.onnx")
+        );
+        assert_eq!(
+            int8_variant(Path::new("/m/x-int8.onnx")),
+            Path::new("/m/x-int8.onnx")
+        );
+    }
+
+    #[test]
+    fn precision_parsing_and_the_old_bf16_flag() {
+        assert_eq!(Precision::parse("AUTO"), Ok(Precision::Auto));
+        assert_eq!(Precision::parse("fp32"), Ok(Precision::Fp32));
+        assert_eq!(Precision::parse(" bfloat16"), Ok(Precision::Bf16));
+        assert_eq!(Precision::parse("int8"), Ok(Precision::Int8));
+        assert!(
+            Precision::parse("fp8")
+                .unwrap_err()
+                .contains("auto, fp32, bf16 or int8")
+        );
+        for p in [
+            Precision::Auto,
+            Precision::Fp32,
+            Precision::Bf16,
+            Precision::Int8,
+        ] {
+            assert_eq!(Precision::parse(&p.to_string()), Ok(p));
+        }
+        assert_eq!(Precision::from_openvino_bf16(true), Precision::Bf16);
+        assert_eq!(Precision::from_openvino_bf16(false), Precision::Fp32);
+        assert_eq!(Precision::Fp32.region_pad(), 0.0);
+        assert_eq!(Precision::Bf16.region_pad(), BF16_REGION_PAD);
+        assert_eq!(Precision::Int8.region_pad(), INT8_REGION_PAD);
+        const { assert!(INT8_REGION_PAD > 0.0) };
+        assert_eq!(Precision::Int8.conf_offset(), INT8_CONF_OFFSET);
+        assert_eq!(Precision::Bf16.conf_offset(), 0.0);
+    }
+
+    #[test]
+    fn auto_prefers_int8_then_bf16_then_fp32_on_openvino_only() {
+        let int8 = Path::new("/m/y-int8.onnx");
+        let avx2 = CpuFeatures::default();
+        let bf16 = CpuFeatures {
+            bf16: true,
+            vnni: true,
+        };
+        let vnni = CpuFeatures {
+            bf16: false,
+            vnni: true,
+        };
+        let (p, why) = choose_precision(Precision::Auto, Provider::OpenVino, avx2, Some(int8));
+        assert_eq!(p, Precision::Int8);
+        assert!(
+            why.contains("/m/y-int8.onnx") && why.contains("no VNNI"),
+            "{why}"
+        );
+        let (p, why) = choose_precision(Precision::Auto, Provider::OpenVino, bf16, Some(int8));
+        assert_eq!(p, Precision::Int8);
+        assert!(!why.contains("VNNI"), "{why}");
+        let (p, why) = choose_precision(Precision::Auto, Provider::OpenVino, bf16, None);
+        assert_eq!(p, Precision::Bf16);
+        assert!(why.contains("no int8 variant"), "{why}");
+        let (p, why) = choose_precision(Precision::Auto, Provider::OpenVino, vnni, None);
+        assert_eq!(p, Precision::Fp32);
+        assert!(
+            why.contains("no bfloat16") && why.contains("models/quantize-nncf.sh"),
+            "{why}"
+        );
+        // ONNX Runtime's CPU provider is the float32 reference; CUDA has half-precision.
+        for provider in [Provider::Cpu, Provider::Cuda(0)] {
+            let (p, why) = choose_precision(Precision::Auto, provider, bf16, Some(int8));
+            assert_eq!(p, Precision::Fp32, "{provider}");
+            assert!(why.contains(&provider.to_string()), "{why}");
+        }
+    }
+
+    #[test]
+    fn explicit_precisions_are_followed_or_say_what_they_fell_back_to() {
+        let int8 = Path::new("/m/y-int8.onnx");
+        let avx2 = CpuFeatures::default();
+        let bf16 = CpuFeatures {
+            bf16: true,
+            vnni: true,
+        };
+        for provider in [Provider::OpenVino, Provider::Cpu] {
+            let (p, why) = choose_precision(Precision::Int8, provider, avx2, Some(int8));
+            assert_eq!(p, Precision::Int8);
+            assert!(why.contains("y-int8.onnx"), "{why}");
+        }
+        let (p, why) = choose_precision(Precision::Bf16, Provider::OpenVino, avx2, Some(int8));
+        assert_eq!(p, Precision::Fp32);
+        assert!(
+            why.contains("no bfloat16") && why.contains("float32"),
+            "{why}"
+        );
+        assert_eq!(
+            choose_precision(Precision::Bf16, Provider::OpenVino, bf16, None).0,
+            Precision::Bf16
+        );
+        let (p, why) = choose_precision(Precision::Bf16, Provider::Cpu, bf16, None);
+        assert_eq!(p, Precision::Fp32);
+        assert!(why.contains("OpenVINO only"), "{why}");
+        assert_eq!(
+            choose_precision(Precision::Fp32, Provider::OpenVino, bf16, Some(int8)).0,
+            Precision::Fp32
+        );
+    }
+
+    #[test]
+    fn a_missing_int8_variant_names_the_path_and_the_script() {
+        let dir = std::env::temp_dir().join(format!("ya-int8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let model = dir.join("m.onnx");
+        std::fs::write(&model, b"not loaded: the int8 file is checked first").unwrap();
+        let cfg = EngineConfig {
+            model: model.clone(),
+            device: Device::Cpu,
+            threads: 1,
+            library_dirs: Vec::new(),
+            half_precision: false,
+            openvino_bf16: true,
+        };
+        let e = Engine::load_with_precision(&cfg, Precision::Int8).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(&e, EngineError::ModelFile { path, .. } if path == &dir.join("m-int8.onnx")),
+            "{e:?}"
+        );
+        assert!(
+            msg.contains("m-int8.onnx") && msg.contains("models/quantize-nncf.sh"),
+            "{msg}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
