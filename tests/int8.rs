@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use gst::prelude::*;
 use gst_video::prelude::*;
-use gstyoloanonymize::decode::{Detection, decode_batch};
+use gstyoloanonymize::decode::decode_batch;
+use gstyoloanonymize::detection::Detection;
 use gstyoloanonymize::engine::{
     Device, Engine, EngineConfig, INT8_CONF_OFFSET, INT8_REGION_PAD, Precision, int8_variant,
 };
@@ -224,7 +225,7 @@ fn auto_runs_the_int8_model_on_openvino() {
     let fp32_path = repo("models/yolo11n-pose-dynamic.onnx");
     let e = load(&fp32_path, Device::Auto, Precision::Auto);
     let note = e.provider_note.clone().unwrap_or_default();
-    if e.provider != "openvino" {
+    if e.provider != gstyoloanonymize::engine::Provider::OpenVino {
         // Without the OpenVINO build (or on CUDA) auto stays float32.
         assert_eq!(e.precision, Precision::Fp32, "{note}");
         return;
