@@ -173,7 +173,10 @@ mod tests {
     #[test]
     fn a_cut_between_two_pictures_is_found_and_a_pan_is_not() {
         let mut d = CutDetector::default();
-        assert!(!d.push(thumb(320, 180, &stripes(0, 20, 200))), "first frame");
+        assert!(
+            !d.push(thumb(320, 180, &stripes(0, 20, 200))),
+            "first frame"
+        );
         // The same scene panned by a quarter period, several times: never a cut.
         for dx in [5, 10, 15, 20] {
             assert!(!d.push(thumb(320, 180, &stripes(dx, 20, 200))), "pan {dx}");
@@ -186,7 +189,10 @@ mod tests {
         assert!(d.push(thumb(320, 180, &dark)), "cut");
         assert!(!d.push(thumb(320, 180, &dark)), "the same picture again");
         d.reset();
-        assert!(!d.push(thumb(320, 180, &stripes(0, 20, 200))), "after a reset");
+        assert!(
+            !d.push(thumb(320, 180, &stripes(0, 20, 200))),
+            "after a reset"
+        );
     }
 
     #[test]
