@@ -161,7 +161,7 @@ mod tests {
     /// A textured scene: stripes whose phase `dx` moves them (a pan).
     fn stripes(dx: usize, period: usize, bright: u8) -> Vec<u8> {
         rgb(320, 180, |x, y| {
-            let v = if ((x + dx) / period + y / 40) % 2 == 0 {
+            let v = if ((x + dx) / period + y / 40).is_multiple_of(2) {
                 bright
             } else {
                 bright / 4

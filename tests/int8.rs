@@ -162,7 +162,7 @@ fn the_int8_model_finds_the_people_and_eyes_the_fp32_model_finds() {
     assert_eq!(int8.conf_offset, INT8_CONF_OFFSET);
     let note = int8.provider_note.clone().unwrap_or_default();
     assert!(note.contains("precision=int8"), "{note}");
-    let provider = int8.provider.clone();
+    let provider = int8.provider;
     let (got, _) = detections(&mut int8, &frames);
 
     // Eyes must stay within the region padding int8 gets (network pixels -> frame pixels).
