@@ -2,7 +2,13 @@
 //!
 //! `{"frame": N, "pts": ns|null, "redacted_whole": bool, "reason": str|null,
 //!   "regions": [{"kind", "x0", "y0", "x1", "y1", "score"}],
-//!   "people": [{"box": [x0,y0,x1,y1], "score", "track", "source", "keypoints": [[x,y,conf] x17]}]}`
+//!   "people": [{"box": [x0,y0,x1,y1], "score", "track", "source", "keypoints": [[x,y,conf] x17],
+//!               "detectors": "pose"|"face"|"pose+face",
+//!               "face": {"box": [x0,y0,x1,y1], "score", "landmarks": [[x,y] x5]}|null}]}`
+//!
+//! A person found by the face detector alone has the face box as `box` and its eyes and nose as
+//! keypoints (the others at confidence 0). Landmarks: right eye, left eye, nose, right and left
+//! mouth corner (the person's own right and left).
 //!
 //! `track` numbers a person across frames; `source` says why a person is covered in that frame: `detected`, `interpolated` (between two
 //! detections), `held` (after the last one) or `look-ahead` (before the first one).
@@ -124,7 +130,39 @@ pub fn frame_record(
             json_num(&mut o, k.conf);
             o.push(']');
         }
-        o.push_str("]}");
+        o.push_str("],\"detectors\":");
+        json_str(&mut o, d.sources());
+        o.push_str(",\"face\":");
+        match &d.face {
+            None => o.push_str("null"),
+            Some(f) => {
+                o.push_str("{\"box\":[");
+                for (j, v) in [f.bbox.x0, f.bbox.y0, f.bbox.x1, f.bbox.y1]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if j > 0 {
+                        o.push(',');
+                    }
+                    json_num(&mut o, v);
+                }
+                o.push_str("],\"score\":");
+                json_num(&mut o, f.score);
+                o.push_str(",\"landmarks\":[");
+                for (j, k) in f.landmarks.iter().enumerate() {
+                    if j > 0 {
+                        o.push(',');
+                    }
+                    o.push('[');
+                    json_num(&mut o, k.x);
+                    o.push(',');
+                    json_num(&mut o, k.y);
+                    o.push(']');
+                }
+                o.push_str("]}");
+            }
+        }
+        o.push('}');
     }
     o.push_str("]}");
     o
@@ -356,15 +394,15 @@ mod tests {
 
     #[test]
     fn record_shape() {
-        let d = Detection {
-            bbox: Rect::new(1.0, 2.0, 3.5, f32::NAN),
-            score: 0.875,
-            keypoints: [Keypoint {
+        let d = Detection::from_pose(
+            Rect::new(1.0, 2.0, 3.5, f32::NAN),
+            0.875,
+            [Keypoint {
                 x: 1.0,
                 y: 2.0,
                 conf: 0.5,
             }; 17],
-        };
+        );
         let r = frame_record(
             3,
             Some(300_000_000),
@@ -379,7 +417,10 @@ mod tests {
             }],
         );
         assert!(r.starts_with(r#"{"frame":3,"pts":300000000,"redacted_whole":false,"reason":null,"regions":[{"kind":"eyes","x0":1,"y0":2,"x1":3,"y1":4,"score":0.88}],"people":[{"box":[1,2,3.5,null],"score":0.88,"track":1,"source":"held","keypoints":[[1,2,0.5],"#), "{r}");
-        assert!(r.ends_with("]]}]}"));
+        assert!(
+            r.ends_with(r#"]],"detectors":"pose","face":null}]}"#),
+            "{r}"
+        );
         let w = frame_record(0, None, true, Some("model said \"no\"\n"), &[], &[]);
         assert_eq!(
             w,

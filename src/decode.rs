@@ -44,11 +44,11 @@ pub fn decode_pose(
                 conf: row(base + 2)[a],
             };
         }
-        dets.push(Detection {
-            bbox: Rect::new(x0, y0, x1, y1),
+        dets.push(Detection::from_pose(
+            Rect::new(x0, y0, x1, y1),
             score,
             keypoints,
-        });
+        ));
     }
     dets
 }

@@ -55,6 +55,11 @@ impl Rect {
     }
 
     /// Grows each side by `fraction` of the rectangle's width (left/right) or height (top/bottom).
+    /// The rectangle moved by `(dx, dy)`.
+    pub fn shifted(&self, dx: f32, dy: f32) -> Rect {
+        Rect::new(self.x0 + dx, self.y0 + dy, self.x1 + dx, self.y1 + dy)
+    }
+
     pub fn expand(&self, fraction: f32) -> Rect {
         let dx = self.width() * fraction;
         let dy = self.height() * fraction;
@@ -97,12 +102,116 @@ pub struct Keypoint {
     pub conf: f32,
 }
 
-/// One person.
+/// One person: found by the pose model (`pose`), by the face detector (`face`), or by both (the
+/// face associated with the person, see `crate::fusion`).
+///
+/// A person found by the face detector alone has the face's box as `bbox`, its eye and nose
+/// landmarks as keypoints (with the face's score as their confidence) and no other keypoint.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Detection {
     pub bbox: Rect,
     pub score: f32,
     pub keypoints: [Keypoint; NUM_KEYPOINTS],
+    /// The pose model found this person (false: the face detector alone did).
+    pub pose: bool,
+    /// The face the face detector found for this person, if it found one.
+    pub face: Option<FaceDetection>,
+}
+
+impl Detection {
+    /// A person found by the pose model alone.
+    pub fn from_pose(bbox: Rect, score: f32, keypoints: [Keypoint; NUM_KEYPOINTS]) -> Self {
+        Self {
+            bbox,
+            score,
+            keypoints,
+            pose: true,
+            face: None,
+        }
+    }
+
+    /// A person found by the face detector alone: the face's box, its eyes and nose as keypoints.
+    pub fn from_face(face: FaceDetection) -> Self {
+        let mut keypoints = [Keypoint::default(); NUM_KEYPOINTS];
+        keypoints[coco::NOSE] = face.landmarks[landmark::NOSE];
+        keypoints[coco::LEFT_EYE] = face.landmarks[landmark::LEFT_EYE];
+        keypoints[coco::RIGHT_EYE] = face.landmarks[landmark::RIGHT_EYE];
+        Self {
+            bbox: face.bbox,
+            score: face.score,
+            keypoints,
+            pose: false,
+            face: Some(face),
+        }
+    }
+
+    /// Which detectors found this person: `"pose"`, `"face"` or `"pose+face"`.
+    pub fn sources(&self) -> &'static str {
+        match (self.pose, self.face.is_some()) {
+            (true, true) => "pose+face",
+            (false, _) => "face",
+            (true, false) => "pose",
+        }
+    }
+
+    /// Moves the detection (box, keypoints and face) by `(dx, dy)`.
+    pub fn shifted(&self, dx: f32, dy: f32) -> Detection {
+        let mut d = *self;
+        d.bbox = d.bbox.shifted(dx, dy);
+        for k in d.keypoints.iter_mut() {
+            k.x += dx;
+            k.y += dy;
+        }
+        d.face = d.face.map(|f| f.shifted(dx, dy));
+        d
+    }
+
+    /// Where the head is, as far as the detection alone says: the face box when there is a
+    /// face, else a square around the confident nose, eyes and ears of the pose (side 1.5 times
+    /// their spread, at least a quarter of the box width), else `None`.
+    pub fn head_hint(&self, kp_thr: f32) -> Option<Rect> {
+        if let Some(f) = &self.face {
+            return Some(f.bbox);
+        }
+        let pts: Vec<&Keypoint> = [
+            coco::NOSE,
+            coco::LEFT_EYE,
+            coco::RIGHT_EYE,
+            coco::LEFT_EAR,
+            coco::RIGHT_EAR,
+        ]
+        .iter()
+        .map(|&i| &self.keypoints[i])
+        .filter(|k| k.conf >= kp_thr)
+        .collect();
+        if pts.is_empty() {
+            return None;
+        }
+        let x0 = pts.iter().map(|k| k.x).fold(f32::INFINITY, f32::min);
+        let x1 = pts.iter().map(|k| k.x).fold(f32::NEG_INFINITY, f32::max);
+        let y0 = pts.iter().map(|k| k.y).fold(f32::INFINITY, f32::min);
+        let y1 = pts.iter().map(|k| k.y).fold(f32::NEG_INFINITY, f32::max);
+        let side = ((x1 - x0).max(y1 - y0) * 1.5).max(self.bbox.width() * 0.25);
+        Some(Rect::from_center((x0 + x1) / 2.0, (y0 + y1) / 2.0, side, side))
+    }
+
+    /// How well `other` continues this detection, for tracking: the IoU of the person boxes
+    /// when both come from the pose model, and of the heads ([`Detection::head_hint`]) when
+    /// either was found by the face detector alone or both have a face; the larger.
+    pub fn similarity(&self, other: &Detection, kp_thr: f32) -> f32 {
+        let mut s = if self.pose && other.pose {
+            self.bbox.iou(&other.bbox)
+        } else {
+            0.0
+        };
+        let faces = self.face.is_some() && other.face.is_some();
+        if !self.pose || !other.pose || faces {
+            if let (Some(a), Some(b)) = (self.head_hint(kp_thr), other.head_hint(kp_thr)) {
+                s = s.max(a.iou(&b));
+            }
+        }
+        s
+    }
 }
 
 /// COCO keypoint indices of YOLO pose models (the person's own left and right).
@@ -137,6 +246,17 @@ pub struct FaceDetection {
 }
 
 impl FaceDetection {
+    /// Moves the face (box and landmarks) by `(dx, dy)`.
+    pub fn shifted(&self, dx: f32, dy: f32) -> FaceDetection {
+        let mut f = *self;
+        f.bbox = f.bbox.shifted(dx, dy);
+        for k in f.landmarks.iter_mut() {
+            k.x += dx;
+            k.y += dy;
+        }
+        f
+    }
+
     /// The person's right eye (on the image's left for a frontal face).
     pub fn right_eye(&self) -> Keypoint {
         self.landmarks[landmark::RIGHT_EYE]

@@ -15,6 +15,7 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 use parking_lot::Mutex;
 
 use crate::decode::POSE_CHANNELS;
+use crate::face::{FACE_MODEL_FILE, YUNET_INPUT_NAME, YUNET_OUTPUTS};
 
 /// The ONNX Runtime release the set-up scripts install.
 pub const ORT_VERSION: &str = "1.31.1";
@@ -95,7 +96,7 @@ impl fmt::Display for Device {
 }
 
 /// What the network computes in on the CPU (OpenVINO), as the user asks for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
     /// The measured rule of [`choose_precision`]: int8 when the model's int8 variant is there,
     /// else bfloat16 where the CPU has bfloat16 instructions, else float32.
@@ -746,6 +747,12 @@ pub struct EngineConfig {
     /// The old `openvino-bf16` property: [`Engine::load`] runs [`Precision::from_openvino_bf16`]
     /// of it (true = `auto`, false = `fp32`); [`Engine::load_with_precision`] ignores it.
     pub openvino_bf16: bool,
+    /// The face detector to load beside the pose model, on the same provider (YuNet's contract:
+    /// [`crate::face::YUNET_INPUT_NAME`], [`crate::face::YUNET_OUTPUTS`]); `None`: no face
+    /// detector.
+    pub face_model: Option<PathBuf>,
+    /// The precision [`Engine::load_config`] asks for.
+    pub precision: Precision,
 }
 
 impl fmt::Display for EngineConfig {
@@ -763,6 +770,12 @@ impl fmt::Display for EngineConfig {
         if !self.openvino_bf16 {
             write!(f, ", no bf16")?;
         }
+        if self.precision != Precision::Auto {
+            write!(f, ", precision={}", self.precision)?;
+        }
+        if let Some(m) = &self.face_model {
+            write!(f, ", face model {}", m.display())?;
+        }
         Ok(())
     }
 }
@@ -775,8 +788,51 @@ pub struct InputShape {
     pub width: Option<usize>,
 }
 
+/// The face detector's session, on the pose model's provider.
+pub struct FaceSession {
+    session: Session,
+    /// The face model file.
+    pub model: PathBuf,
+}
+
+/// Checks the face model's inputs and outputs against YuNet's contract: one input named
+/// [`YUNET_INPUT_NAME`], f32 `[batch,3,H,W]`, and the twelve outputs of [`YUNET_OUTPUTS`].
+pub fn check_face_contract(
+    inputs: &[(String, Option<TensorElementType>, Vec<i64>)],
+    outputs: &[String],
+) -> Result<(), String> {
+    match inputs {
+        [(name, Some(TensorElementType::Float32), shape)]
+            if name == YUNET_INPUT_NAME && shape.len() == 4 && (shape[1] == 3 || shape[1] < 0) => {}
+        _ => {
+            return Err(format!(
+                "expected one input `{YUNET_INPUT_NAME}` f32 [batch,3,H,W] (YuNet 2023mar with dynamic input), found {}",
+                inputs
+                    .iter()
+                    .map(|(n, t, s)| format!("`{n}` {t:?} {}", dims_string(s)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    let missing: Vec<&str> = YUNET_OUTPUTS
+        .iter()
+        .copied()
+        .filter(|o| !outputs.iter().any(|n| n == o))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the face model lacks the outputs {} of YuNet 2023mar (models/README-face.md)",
+            missing.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 /// A loaded pose model on one execution provider. `run` takes `&mut self`: one thread owns it.
 pub struct Engine {
+    /// The face detector beside the pose model, when [`EngineConfig::face_model`] asks for one.
+    pub face: Option<FaceSession>,
     session: Session,
     input_name: String,
     pub input_shape: InputShape,
@@ -891,6 +947,16 @@ impl Engine {
     /// precision the old `openvino-bf16` flag asks for ([`Precision::from_openvino_bf16`]).
     pub fn load(cfg: &EngineConfig) -> Result<Self, EngineError> {
         Self::load_with_precision(cfg, Precision::from_openvino_bf16(cfg.openvino_bf16))
+    }
+
+    /// Loads the model in the precision [`EngineConfig::precision`] asks for (where it is
+    /// `auto` and the old `openvino-bf16` flag is off, float32), with the face model beside it.
+    pub fn load_config(cfg: &EngineConfig) -> Result<Self, EngineError> {
+        let precision = match (cfg.precision, cfg.openvino_bf16) {
+            (Precision::Auto, false) => Precision::Fp32,
+            (p, _) => p,
+        };
+        Self::load_with_precision(cfg, precision)
     }
 
     /// Loads the model on the requested device in the requested precision ([`choose_precision`]
@@ -1119,6 +1185,10 @@ impl Engine {
             path: model.clone(),
             reason,
         })?;
+        let face = match &cfg.face_model {
+            None => None,
+            Some(path) => Some(load_face(path, provider, threads, &new_builder)?),
+        };
         let fp16_cuda = provider.is_cuda() && cfg.half_precision && precision != Precision::Int8;
         let region_pad = if fp16_cuda {
             BF16_REGION_PAD
@@ -1126,6 +1196,7 @@ impl Engine {
             precision.region_pad()
         };
         Ok(Self {
+            face,
             session,
             input_name: ins[0].0.clone(),
             input_shape,
@@ -1172,6 +1243,100 @@ impl Engine {
         out.clear();
         out.extend_from_slice(data);
         Ok(oshape[2] as usize)
+    }
+}
+
+/// Loads the face model on `provider` (the pose model's), in float32, and checks its contract.
+fn load_face(
+    path: &Path,
+    provider: Provider,
+    threads: usize,
+    new_builder: &dyn Fn() -> Result<ort::session::builder::SessionBuilder, EngineError>,
+) -> Result<FaceSession, EngineError> {
+    let file_err = |e: EngineError| match e {
+        EngineError::ModelFile { path, reason } => EngineError::ModelFile {
+            path,
+            reason: format!(
+                "{reason} (face-model: the face detector, models/{FACE_MODEL_FILE}; or detectors=pose to run without one)"
+            ),
+        },
+        other => other,
+    };
+    check_model_file(path).map_err(file_err)?;
+    let mut builder = new_builder()?;
+    let registered = match provider {
+        Provider::Cpu => Ok(()),
+        Provider::OpenVino => ep::OpenVINO::default()
+            .with_device_type("CPU")
+            .with_num_threads(threads)
+            .with_arbitrary_config(
+                "load_config",
+                r#"{"CPU":{"INFERENCE_PRECISION_HINT":"f32"}}"#.to_string(),
+            )
+            .build()
+            .error_on_failure()
+            .register(&mut builder),
+        Provider::Cuda(id) => ep::CUDA::default()
+            .with_device_id(id)
+            .build()
+            .error_on_failure()
+            .register(&mut builder),
+    };
+    let load_err = |reason: String| EngineError::ModelLoad {
+        path: path.to_path_buf(),
+        reason: format!("face model on {provider}: {reason}"),
+    };
+    registered.map_err(|e| load_err(e.to_string()))?;
+    let session = builder
+        .commit_from_file(path)
+        .map_err(|e| load_err(e.to_string()))?;
+    let ins: Vec<_> = session
+        .inputs()
+        .iter()
+        .map(|o| {
+            let (t, s) = describe(o.dtype());
+            (o.name().to_string(), t, s)
+        })
+        .collect();
+    let outs: Vec<String> = session
+        .outputs()
+        .iter()
+        .map(|o| o.name().to_string())
+        .collect();
+    check_face_contract(&ins, &outs).map_err(|reason| EngineError::Contract {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    Ok(FaceSession {
+        session,
+        model: path.to_path_buf(),
+    })
+}
+
+impl FaceSession {
+    /// Runs one batch `[batch, 3, height, width]` and copies the twelve outputs, in
+    /// [`YUNET_OUTPUTS`] order, into `out`.
+    pub fn run(
+        &mut self,
+        input: &[f32],
+        shape: [usize; 4],
+        out: &mut [Vec<f32>; 12],
+    ) -> Result<(), EngineError> {
+        let err = |e: ort::Error| EngineError::Inference(format!("face model: {e}"));
+        let tensor = TensorRef::from_array_view((shape.map(|d| d as i64), input)).map_err(err)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![YUNET_INPUT_NAME => tensor])
+            .map_err(err)?;
+        for (name, o) in YUNET_OUTPUTS.iter().zip(out.iter_mut()) {
+            let v = outputs.get(*name).ok_or_else(|| {
+                EngineError::Inference(format!("the face model returned no output {name}"))
+            })?;
+            let (_, data) = v.try_extract_tensor::<f32>().map_err(err)?;
+            o.clear();
+            o.extend_from_slice(data);
+        }
+        Ok(())
     }
 }
 
@@ -1582,6 +1747,8 @@ mod tests {
             library_dirs: Vec::new(),
             half_precision: false,
             openvino_bf16: true,
+        face_model: None,
+        precision: Default::default(),
         };
         let e = Engine::load_with_precision(&cfg, Precision::Int8).unwrap_err();
         let msg = e.to_string();

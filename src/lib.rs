@@ -21,6 +21,7 @@ pub mod detection;
 pub mod engine;
 pub mod face;
 pub mod frame;
+pub mod fusion;
 pub mod preprocess;
 pub mod redact;
 pub mod regions;
@@ -34,13 +35,22 @@ pub mod yoloanonymize;
 /// Path of the bundled YOLO11n-pose model: the installed data directory when built by meson
 /// (`YOLOANONYMIZE_MODEL_DIR`), else the source tree's `models/`.
 pub fn default_model_path() -> std::path::PathBuf {
-    const FILE: &str = "yolo11n-pose-dynamic.onnx";
+    bundled_model("yolo11n-pose-dynamic.onnx")
+}
+
+/// Path of the bundled face detector (YuNet, [`face::FACE_MODEL_FILE`]), found as
+/// [`default_model_path`] is.
+pub fn default_face_model_path() -> std::path::PathBuf {
+    bundled_model(face::FACE_MODEL_FILE)
+}
+
+fn bundled_model(file: &str) -> std::path::PathBuf {
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("models")
-        .join(FILE);
+        .join(file);
     match option_env!("YOLOANONYMIZE_MODEL_DIR") {
-        Some(dir) if std::path::Path::new(dir).join(FILE).exists() || !source.exists() => {
-            std::path::Path::new(dir).join(FILE)
+        Some(dir) if std::path::Path::new(dir).join(file).exists() || !source.exists() => {
+            std::path::Path::new(dir).join(file)
         }
         _ => source,
     }

@@ -4,7 +4,7 @@
 //! frame happens in one place, [`Rect::to_pixels`].
 
 use crate::detection::coco::{LEFT_EAR, LEFT_EYE, NOSE, RIGHT_EAR, RIGHT_EYE};
-use crate::detection::{Detection, Keypoint, Rect};
+use crate::detection::{Detection, FaceDetection, Keypoint, Rect};
 use crate::temporal::Tracked;
 
 /// What part of a person a region covers.
@@ -114,26 +114,67 @@ pub fn frame_regions(people: &[Tracked], params: &RegionParams, out: &mut Vec<Re
 }
 
 /// Regions to redact for one detection, in frame pixels (not yet clipped).
+///
+/// From the pose (when the pose model found the person): the person box, the head and the eye
+/// band of its keypoints. From the face (when the face detector found one): the face box for
+/// `face`, the eye band of its own eye landmarks for `eyes`, and the face box for `body` when the
+/// pose model did not find the body. A person found by both gets both sets (their union is
+/// covered, so neither detector's error uncovers what the other found).
 pub fn regions_for(det: &Detection, params: &RegionParams, out: &mut Vec<Region>) {
     let margin = params.margin.max(0.0);
     let pad = params.pad.max(0.0);
-    let mut push = |kind: RegionKind, rect: Rect| {
+    let mut push = |kind: RegionKind, rect: Rect, score: f32| {
         let r = rect.expand(margin);
         out.push(Region {
             kind,
             rect: Rect::new(r.x0 - pad, r.y0 - pad, r.x1 + pad, r.y1 + pad),
-            score: det.score,
+            score,
         });
     };
-    if params.targets & TARGET_BODY != 0 {
-        push(RegionKind::Body, det.bbox);
+    let t = params.targets;
+    if det.pose {
+        if t & TARGET_BODY != 0 {
+            push(RegionKind::Body, det.bbox, det.score);
+        }
+        if t & TARGET_FACE != 0 {
+            push(
+                RegionKind::Face,
+                face_rect(det, params.keypoint_threshold),
+                det.score,
+            );
+        }
+        if t & TARGET_EYES != 0 {
+            push(
+                RegionKind::Eyes,
+                eye_rect(det, params.keypoint_threshold),
+                det.score,
+            );
+        }
     }
-    if params.targets & TARGET_FACE != 0 {
-        push(RegionKind::Face, face_rect(det, params.keypoint_threshold));
+    if let Some(f) = &det.face {
+        if t & TARGET_BODY != 0 && !det.pose {
+            push(RegionKind::Body, f.bbox, f.score);
+        }
+        if t & TARGET_FACE != 0 {
+            push(RegionKind::Face, f.bbox, f.score);
+        }
+        if t & TARGET_EYES != 0 {
+            push(RegionKind::Eyes, face_eye_rect(f), f.score);
+        }
     }
-    if params.targets & TARGET_EYES != 0 {
-        push(RegionKind::Eyes, eye_rect(det, params.keypoint_threshold));
-    }
+}
+
+/// The eye band of a face from the face detector: centred on its two eye landmarks, as wide and
+/// high as the pose eye band of the same head ([`eye_rect`]), the head being the larger of the
+/// face box's width and 2.5 eye distances (a profile's eyes are close together).
+pub fn face_eye_rect(f: &FaceDetection) -> Rect {
+    let (r, l) = (f.right_eye(), f.left_eye());
+    let s = f.bbox.width().max(f.eye_distance() * 2.5).max(4.0);
+    let cx = (r.x + l.x) / 2.0;
+    let cy = (r.y + l.y) / 2.0;
+    let tilt = (r.y - l.y).abs();
+    let span = (r.x - l.x).abs();
+    Rect::from_center(cx, cy, (s * 1.1).max(span + s * 0.5), s * 0.45 + tilt)
 }
 
 /// One band over both eyes.
@@ -237,11 +278,7 @@ mod tests {
         keypoints[RIGHT_EYE] = kp(126.0, 116.0, eyes_conf);
         keypoints[LEFT_EAR] = kp(140.0, 118.0, 0.8);
         keypoints[RIGHT_EAR] = kp(120.0, 118.0, 0.8);
-        Detection {
-            bbox: Rect::new(100.0, 100.0, 160.0, 300.0),
-            score: 0.9,
-            keypoints,
-        }
+        Detection::from_pose(Rect::new(100.0, 100.0, 160.0, 300.0), 0.9, keypoints)
     }
 
     fn contains(r: &Rect, x: f32, y: f32) -> bool {

@@ -41,6 +41,12 @@ pub mod field {
     pub const WAIT_MS: &str = "wait-ms";
     /// u64: detections-file records that could not be written (lost).
     pub const AUDIT_RECORDS_LOST: &str = "audit-records-lost";
+    /// u64: faces the face detector found, since start.
+    pub const FACES: &str = "faces";
+    /// f64: the face detector's share of `inference-ms`, ms.
+    pub const FACE_INFERENCE_MS: &str = "face-inference-ms";
+    /// u64: scene cuts detected, since start.
+    pub const SCENE_CUTS: &str = "scene-cuts";
 }
 
 /// Field names of [`PROVIDER_MESSAGE`] (all strings but `streams`, a u32).
@@ -76,6 +82,12 @@ pub struct Stats {
     pub frames_late: u64,
     pub preprocess: Duration,
     pub inference: Duration,
+    /// The face detector's share of `inference`.
+    pub face_inference: Duration,
+    /// Faces found by the face detector (with or without a person of the pose model).
+    pub faces: u64,
+    /// Scene cuts detected.
+    pub scene_cuts: u64,
     pub decode: Duration,
     pub redact: Duration,
     /// Time the streaming thread spent waiting for the inference thread.
@@ -136,6 +148,9 @@ impl Stats {
             (field::WAIT_MS, F64(ms(self.wait))),
             (field::BATCHES_MERGED, U64(self.batches_merged)),
             (field::AUDIT_RECORDS_LOST, U64(self.audit_records_lost)),
+            (field::FACES, U64(self.faces)),
+            (field::FACE_INFERENCE_MS, F64(ms(self.face_inference))),
+            (field::SCENE_CUTS, U64(self.scene_cuts)),
         ]
     }
 }

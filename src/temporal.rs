@@ -6,7 +6,7 @@
 //! Works on one batch at a time, in frame order: the element holds every frame of a batch, so the
 //! look-ahead and interpolation only ever use frames that have not left yet.
 
-use crate::detection::{Detection, Keypoint, NUM_KEYPOINTS, Rect};
+use crate::detection::{Detection, FaceDetection, Keypoint, Rect};
 
 /// How detections are carried over time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -16,8 +16,11 @@ pub struct TemporalParams {
     /// Growth per frame of a region that is not backed by a detection in that frame, as a
     /// fraction of its longer side, on each side (covers motion the prediction gets wrong).
     pub grow_per_frame: f32,
-    /// Minimum box IoU for a detection to continue a track.
+    /// Minimum similarity ([`Detection::similarity`]: person-box or head IoU) for a detection to
+    /// continue a track.
     pub match_iou: f32,
+    /// Visibility above which a keypoint places the head, for matching a face to a person.
+    pub keypoint_threshold: f32,
 }
 
 /// Frames a person stays covered after their last detection, by default: closes 36 of the 41
@@ -30,6 +33,7 @@ impl Default for TemporalParams {
             hold_frames: DEFAULT_HOLD_FRAMES,
             grow_per_frame: 0.1,
             match_iou: 0.2,
+            keypoint_threshold: 0.5,
         }
     }
 }
@@ -71,43 +75,76 @@ struct Track {
 }
 
 fn centre_shift(d: &Detection, dx: f32, dy: f32) -> Detection {
-    let mut d = *d;
-    d.bbox = Rect::new(
-        d.bbox.x0 + dx,
-        d.bbox.y0 + dy,
-        d.bbox.x1 + dx,
-        d.bbox.y1 + dy,
-    );
-    for k in d.keypoints.iter_mut() {
-        k.x += dx;
-        k.y += dy;
-    }
-    d
+    d.shifted(dx, dy)
 }
 
-/// Linear interpolation between two detections of the same person, `t` in 0..1.
-pub fn lerp(a: &Detection, b: &Detection, t: f32) -> Detection {
+fn lerp_rect(a: &Rect, b: &Rect, t: f32) -> Rect {
     let l = |x: f32, y: f32| x + (y - x) * t;
-    let mut keypoints = [Keypoint::default(); NUM_KEYPOINTS];
-    for (k, (ka, kb)) in keypoints
-        .iter_mut()
-        .zip(a.keypoints.iter().zip(&b.keypoints))
-    {
+    Rect::new(l(a.x0, b.x0), l(a.y0, b.y0), l(a.x1, b.x1), l(a.y1, b.y1))
+}
+
+fn lerp_keypoints<const N: usize>(a: &[Keypoint; N], b: &[Keypoint; N], t: f32) -> [Keypoint; N] {
+    let l = |x: f32, y: f32| x + (y - x) * t;
+    let mut out = [Keypoint::default(); N];
+    for (k, (ka, kb)) in out.iter_mut().zip(a.iter().zip(b)) {
         *k = Keypoint {
             x: l(ka.x, kb.x),
             y: l(ka.y, kb.y),
             conf: ka.conf.min(kb.conf),
         };
     }
+    out
+}
+
+/// The face between two faces of a person; where only one end has a face, that face moved
+/// with the person box (so the face detector's coverage is not lost between its detections).
+fn lerp_face(a: &Detection, b: &Detection, bbox: &Rect, t: f32) -> Option<FaceDetection> {
+    match (&a.face, &b.face) {
+        (Some(fa), Some(fb)) => Some(FaceDetection {
+            bbox: lerp_rect(&fa.bbox, &fb.bbox, t),
+            score: fa.score.min(fb.score),
+            landmarks: lerp_keypoints(&fa.landmarks, &fb.landmarks, t),
+        }),
+        (Some(f), None) | (None, Some(f)) => {
+            let from = if a.face.is_some() { a } else { b };
+            let (cx, cy) = from.bbox.center();
+            let (nx, ny) = bbox.center();
+            Some(f.shifted(nx - cx, ny - cy))
+        }
+        (None, None) => None,
+    }
+}
+
+/// Linear interpolation between two detections of the same person, `t` in 0..1.
+///
+/// A track can be found by the pose model in one frame and by the face detector alone in
+/// another: between a person box and a face box the box would be meaningless, so the
+/// interpolated detection is then the nearer end, moved along the line between the two heads.
+pub fn lerp(a: &Detection, b: &Detection, t: f32) -> Detection {
+    if a.pose != b.pose {
+        let near = if t < 0.5 { a } else { b };
+        let (Some(ha), Some(hb)) = (a.head_hint(0.0), b.head_hint(0.0)) else {
+            return *near;
+        };
+        let ((ax, ay), (bx, by)) = (ha.center(), hb.center());
+        let (hx, hy) = if t < 0.5 { (ax, ay) } else { (bx, by) };
+        let (x, y) = (ax + (bx - ax) * t, ay + (by - ay) * t);
+        let mut d = near.shifted(x - hx, y - hy);
+        if d.face.is_none() {
+            d.face = a.face.or(b.face).map(|f| {
+                let (fx, fy) = f.bbox.center();
+                f.shifted(x - fx, y - fy)
+            });
+        }
+        return d;
+    }
+    let bbox = lerp_rect(&a.bbox, &b.bbox, t);
     Detection {
-        bbox: Rect::new(
-            l(a.bbox.x0, b.bbox.x0),
-            l(a.bbox.y0, b.bbox.y0),
-            l(a.bbox.x1, b.bbox.x1),
-            l(a.bbox.y1, b.bbox.y1),
-        ),
+        face: lerp_face(a, b, &bbox, t),
+        bbox,
         score: a.score.min(b.score),
-        keypoints,
+        keypoints: lerp_keypoints(&a.keypoints, &b.keypoints, t),
+        pose: a.pose,
     }
 }
 
@@ -174,7 +211,9 @@ impl Tracker {
                     let dt = (g - t.last_frame) as f32;
                     let pred = centre_shift(&t.last, t.vx * dt, t.vy * dt);
                     for (di, d) in dets.iter().enumerate() {
-                        let iou = pred.bbox.iou(&d.bbox).max(t.last.bbox.iou(&d.bbox));
+                        let iou = pred
+                            .similarity(d, p.keypoint_threshold)
+                            .max(t.last.similarity(d, p.keypoint_threshold));
                         if iou >= p.match_iou {
                             pairs.push((iou, ti, di));
                         }
@@ -305,11 +344,7 @@ mod tests {
                 conf: 0.9,
             };
         }
-        Detection {
-            bbox: Rect::new(x, 100.0, x + 40.0, 220.0),
-            score: 0.9,
-            keypoints,
-        }
+        Detection::from_pose(Rect::new(x, 100.0, x + 40.0, 220.0), 0.9, keypoints)
     }
 
     fn params(hold: u32) -> TemporalParams {

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::decode::{POSE_CHANNELS, decode_batch};
-use crate::detection::Detection;
+use crate::detection::{Detection, FaceDetection};
+use crate::face::{YunetOutputs, decode_yunet_batch};
 use crate::engine::{Engine, EngineConfig, Provider};
 use crate::preprocess::Letterbox;
 
@@ -50,6 +51,18 @@ pub trait Infer: Send + 'static {
     fn fault(&self) -> Option<Fault> {
         None
     }
+
+    /// Runs the face detector on `[batch,3,h,w]` and writes its twelve outputs
+    /// ([`crate::face::YUNET_OUTPUTS`] order) into `out`. A model without a face detector fails.
+    fn infer_face(
+        &mut self,
+        input: &[f32],
+        shape: [usize; 4],
+        out: &mut [Vec<f32>; 12],
+    ) -> Result<(), String> {
+        let _ = (input, shape, out);
+        Err("no face detector is loaded (face-model)".into())
+    }
 }
 
 impl Infer for Engine {
@@ -60,6 +73,18 @@ impl Infer for Engine {
         out: &mut Vec<f32>,
     ) -> Result<usize, String> {
         self.run(input, shape, out).map_err(|e| e.to_string())
+    }
+
+    fn infer_face(
+        &mut self,
+        input: &[f32],
+        shape: [usize; 4],
+        out: &mut [Vec<f32>; 12],
+    ) -> Result<(), String> {
+        match self.face.as_mut() {
+            Some(f) => f.run(input, shape, out).map_err(|e| e.to_string()),
+            None => Err("no face detector is loaded (face-model)".into()),
+        }
     }
 
     /// A model with a fixed batch never takes merged runs. On the CPU (ONNX Runtime's provider
@@ -122,6 +147,20 @@ impl<I: Infer> Infer for Faulty<I> {
     fn fault(&self) -> Option<Fault> {
         self.fault
     }
+
+    fn infer_face(
+        &mut self,
+        input: &[f32],
+        shape: [usize; 4],
+        out: &mut [Vec<f32>; 12],
+    ) -> Result<(), String> {
+        match self.fault {
+            Some(Fault::Error) => return Err("injected fault".into()),
+            Some(Fault::Panic) => panic!("injected panic"),
+            _ => {}
+        }
+        self.inner.infer_face(input, shape, out)
+    }
 }
 
 /// One batch to analyse.
@@ -136,6 +175,36 @@ pub struct Job {
     pub iou_threshold: f32,
     /// The client's configured batch size (see [`Infer::merge_limit`]).
     pub batch_size: usize,
+    /// Whether the pose model runs (`detectors` has `pose`); when it does not, `tensor` is
+    /// empty and every image gets an empty pose list.
+    pub pose: bool,
+    /// The face detector's input for the same images, when it runs (`detectors` has `face`).
+    pub face: Option<FaceJob>,
+}
+
+/// The face detector's part of a [`Job`]: the same images, at the face model's input size.
+#[derive(Debug)]
+pub struct FaceJob {
+    /// `shape[0]` images, NCHW ([`crate::face::fill_face_tensor`]); handed back for reuse.
+    pub tensor: Vec<f32>,
+    pub shape: [usize; 4],
+    pub letterbox: Letterbox,
+    pub score_threshold: f32,
+    pub iou_threshold: f32,
+}
+
+impl Job {
+    /// What must be equal for two jobs to run as one batch: the network sizes of both models
+    /// and which of them run.
+    fn run_key(&self) -> ([usize; 3], bool, Option<[usize; 3]>) {
+        (
+            [self.shape[1], self.shape[2], self.shape[3]],
+            self.pose,
+            self.face
+                .as_ref()
+                .map(|f| [f.shape[1], f.shape[2], f.shape[3]]),
+        )
+    }
 }
 
 /// What came of a [`Job`].
@@ -143,8 +212,15 @@ pub struct Job {
 pub struct JobResult {
     pub id: u64,
     pub tensor: Vec<f32>,
-    /// Detections per image in frame pixels, or why the batch could not be analysed.
+    /// Detections per image in frame pixels, or why the batch could not be analysed (by either
+    /// model: a face detector that fails fails the batch).
     pub detections: Result<Vec<Vec<Detection>>, String>,
+    /// Faces per image in frame pixels (empty lists when the face detector did not run).
+    pub faces: Vec<Vec<FaceDetection>>,
+    /// The face input, handed back for reuse (empty when there was none).
+    pub face_tensor: Vec<f32>,
+    /// This job's share of the face detector's inference time (included in `infer_time`).
+    pub face_time: Duration,
     /// This job's share of the run's inference time (by images).
     pub infer_time: Duration,
     pub decode_time: Duration,
@@ -156,7 +232,7 @@ pub struct JobResult {
 }
 
 /// What the model reported when it was loaded.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServerInfo {
     /// Execution provider in use (`None` for test models).
     pub provider: Option<Provider>,
@@ -164,6 +240,12 @@ pub struct ServerInfo {
     pub provider_note: Option<String>,
     /// The model runs in reduced precision (bfloat16 or float16).
     pub reduced_precision: bool,
+    /// Network pixels regions grow by for the precision in effect ([`Engine::region_pad`]).
+    pub region_pad: f32,
+    /// How much lower the confidence threshold is for the precision in effect.
+    pub conf_offset: f32,
+    /// The face detector is loaded beside the pose model.
+    pub face: bool,
     /// The network's fixed batch, height and width, when the model fixes them.
     pub fixed_batch: Option<usize>,
     pub fixed_hw: Option<(usize, usize)>,
@@ -239,7 +321,7 @@ fn run_model<I: Infer>(
 fn next_run(backlog: &mut VecDeque<Request>, limit: impl Fn(usize) -> usize) -> Vec<Request> {
     let first = backlog.pop_front().expect("backlog is not empty");
     let mut frames = first.job.shape[0];
-    let size = [first.job.shape[1], first.job.shape[2], first.job.shape[3]];
+    let size = first.job.run_key();
     let limit = limit(first.job.batch_size);
     let mut run = vec![first];
     if limit == 0 || frames == 0 {
@@ -251,7 +333,7 @@ fn next_run(backlog: &mut VecDeque<Request>, limit: impl Fn(usize) -> usize) -> 
         let r = &backlog[i];
         let n = r.job.shape[0];
         let fits = n > 0
-            && [r.job.shape[1], r.job.shape[2], r.job.shape[3]] == size
+            && r.job.run_key() == size
             && frames + n <= limit
             && !blocked.contains(&r.client);
         if fits {
@@ -265,21 +347,96 @@ fn next_run(backlog: &mut VecDeque<Request>, limit: impl Fn(usize) -> usize) -> 
     run
 }
 
-/// Runs the requests of one run as a single batch and answers each of them.
-fn serve_run<I: Infer>(
+/// Runs the face detector on the face inputs of a run (all of the same size, [`next_run`]) as
+/// one batch, a panic becoming an error.
+fn run_face_model<I: Infer>(
     infer: &mut I,
-    run: Vec<Request>,
-    out: &mut Vec<f32>,
+    run: &[Request],
+    total: usize,
+    face_out: &mut [Vec<f32>; 12],
     joined: &mut Vec<f32>,
-) {
+) -> Option<Result<(), String>> {
+    let first = run[0].job.face.as_ref()?;
+    if total == 0 {
+        return Some(Ok(()));
+    }
+    let shape = [total, first.shape[1], first.shape[2], first.shape[3]];
+    let input: &[f32] = if run.len() == 1 {
+        &first.tensor
+    } else {
+        joined.clear();
+        for r in run {
+            joined.extend_from_slice(r.job.face.as_ref().map_or(&[][..], |f| &f.tensor));
+        }
+        joined
+    };
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        infer.infer_face(input, shape, face_out)
+    }));
+    Some(match r {
+        Ok(r) => r,
+        Err(p) => Err(format!(
+            "the inference thread panicked in the face detector: {}",
+            panic_message(&*p)
+        )),
+    })
+}
+
+/// Decodes one request's faces from the run's face outputs: images `offset..offset + n` of
+/// `total`.
+fn decode_faces(
+    face: &FaceJob,
+    face_out: &[Vec<f32>; 12],
+    offset: usize,
+    n: usize,
+    total: usize,
+) -> Result<Vec<Vec<FaceDetection>>, String> {
+    let mut parts: Vec<&[f32]> = Vec::with_capacity(12);
+    for t in face_out {
+        let per = t.len() / total.max(1);
+        if per * total != t.len() {
+            return Err(format!(
+                "the face model returned {} values, not a multiple of {total} images",
+                t.len()
+            ));
+        }
+        parts.push(&t[offset * per..(offset + n) * per]);
+    }
+    let parts: [&[f32]; 12] = parts.try_into().expect("twelve outputs");
+    let lbs = vec![face.letterbox; n];
+    decode_yunet_batch(
+        &YunetOutputs::from_ordered(parts),
+        &lbs,
+        face.score_threshold,
+        face.iou_threshold,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The model outputs of one run, kept by the inference thread between runs.
+#[derive(Default)]
+struct Scratch {
+    out: Vec<f32>,
+    joined: Vec<f32>,
+    face_out: [Vec<f32>; 12],
+}
+
+/// Runs the requests of one run as a single batch and answers each of them.
+fn serve_run<I: Infer>(infer: &mut I, run: Vec<Request>, scratch: &mut Scratch) {
+    let Scratch {
+        out,
+        joined,
+        face_out,
+    } = scratch;
     let total: usize = run.iter().map(|r| r.job.shape[0]).sum();
     let mut clients: Vec<u64> = run.iter().map(|r| r.client).collect();
     clients.sort_unstable();
     clients.dedup();
     let shape = run[0].job.shape;
     let t0 = Instant::now();
-    let anchors = if total == 0 {
-        // A batch of frames none of which is analysed (detect-interval): nothing to run.
+    let anchors = if total == 0 || !run[0].job.pose {
+        // A batch of frames none of which is analysed (detect-interval), or the pose model is
+        // off: nothing to run.
         Ok(0)
     } else if run.len() == 1 {
         run_model(infer, &run[0].job.tensor, shape, out)
@@ -290,6 +447,13 @@ fn serve_run<I: Infer>(
         }
         run_model(infer, joined, [total, shape[1], shape[2], shape[3]], out)
     };
+    let t_face = Instant::now();
+    let faces_run = if anchors.is_ok() {
+        run_face_model(infer, &run, total, face_out, joined)
+    } else {
+        None
+    };
+    let face_time = t_face.elapsed();
     let infer_time = t0.elapsed();
     let mut offset = 0;
     for r in run {
@@ -298,6 +462,7 @@ fn serve_run<I: Infer>(
         let t1 = Instant::now();
         let mut detections = match &anchors {
             Ok(_) if n == 0 => Ok(Vec::new()),
+            Ok(_) if !job.pose => Ok(vec![Vec::new(); n]),
             Ok(a) => {
                 let per = POSE_CHANNELS * a;
                 Ok(decode_batch(
@@ -311,23 +476,41 @@ fn serve_run<I: Infer>(
             }
             Err(e) => Err(e.clone()),
         };
+        let mut faces = Vec::new();
+        if let (Ok(_), Some(face)) = (&detections, &job.face) {
+            let decoded = match &faces_run {
+                _ if n == 0 => Ok(Vec::new()),
+                Some(Ok(())) => decode_faces(face, face_out, offset, n, total),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("the face detector did not run".to_string()),
+            };
+            match decoded {
+                Ok(f) => faces = f,
+                Err(e) => detections = Err(e),
+            }
+        }
         if infer.fault() == Some(Fault::ShortResult)
             && let Ok(d) = &mut detections
         {
             d.pop();
         }
         offset += n;
-        let share = if total == 0 {
-            Duration::ZERO
-        } else {
-            infer_time.mul_f64(n as f64 / total as f64)
+        let share = |d: Duration| {
+            if total == 0 {
+                Duration::ZERO
+            } else {
+                d.mul_f64(n as f64 / total as f64)
+            }
         };
         // A client that is gone no longer wants its result.
         let _ = reply.send(JobResult {
             id: job.id,
             tensor: job.tensor,
             detections,
-            infer_time: share,
+            faces,
+            face_tensor: job.face.map(|f| f.tensor).unwrap_or_default(),
+            face_time: share(face_time),
+            infer_time: share(infer_time),
             decode_time: t1.elapsed(),
             run_frames: total,
             run_clients: clients.len(),
@@ -347,8 +530,7 @@ impl Server {
         let thread = std::thread::Builder::new()
             .name("yoloanonymize-infer".into())
             .spawn(move || {
-                let mut out = Vec::new();
-                let mut joined = Vec::new();
+                let mut scratch = Scratch::default();
                 let mut backlog = VecDeque::new();
                 loop {
                     if backlog.is_empty() {
@@ -361,7 +543,7 @@ impl Server {
                         backlog.push_back(r);
                     }
                     let run = next_run(&mut backlog, |b| infer.merge_limit(b));
-                    serve_run(&mut infer, run, &mut out, &mut joined);
+                    serve_run(&mut infer, run, &mut scratch);
                 }
             })?;
         Ok(Arc::new(Self {
@@ -806,6 +988,8 @@ mod tests {
             library_dirs: Vec::new(),
             half_precision: false,
             openvino_bf16: true,
+        face_model: None,
+        precision: Default::default(),
         }
     }
 
@@ -818,6 +1002,8 @@ mod tests {
             conf_threshold: 0.25,
             iou_threshold: 0.7,
             batch_size: batch,
+            pose: true,
+            face: None,
         }
     }
 

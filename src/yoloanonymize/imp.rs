@@ -34,12 +34,12 @@ use parking_lot::Mutex;
 use super::loading::{self, MAX_IN_FLIGHT};
 use super::outbox::{Outbox, stats_structure};
 use super::settings::{self, Applied, Live, Settings};
-use super::state::State;
+use super::state::{InFrame, Inputs, State};
 use super::video::{
     self, Video, add_metas, caps_advice, frame_mut, frame_ref, is_raw_system, pixel_format,
     template_caps,
 };
-use super::{CAT, OnFailure};
+use super::{CAT, Detectors, OnFailure};
 use crate::audit::AuditFile;
 use crate::batcher::{Completion, Held, Plan, Resolved};
 use crate::detection::Detection;
@@ -49,10 +49,29 @@ use crate::preprocess::Letterbox;
 use crate::redact::{self};
 use crate::regions::{self, RegionKind};
 use crate::temporal::Tracked;
-use crate::worker::{Fault, Job, JobResult, Worker};
+use crate::face::fill_face_tensor;
+use crate::fusion;
+use crate::scene::{self, CutDetector, Thumbnail};
+use crate::worker::{FaceJob, Fault, Job, JobResult, Worker};
 
 /// Directory of the loaded plugin file, searched first for `libonnxruntime.so`.
 pub(crate) static PLUGIN_DIR: OnceCell<PathBuf> = OnceCell::new();
+
+/// Writes slot `slot` (of `per` values) of a batch tensor with `fill`, growing the tensor first.
+fn fill_slot(tensor: &mut Vec<f32>, slot: usize, per: usize, fill: impl FnOnce(&mut [f32])) {
+    if tensor.len() < (slot + 1) * per {
+        tensor.resize((slot + 1) * per, 0.0);
+    }
+    fill(&mut tensor[slot * per..(slot + 1) * per]);
+}
+
+/// The face detector's input geometry for a `w` x `h` frame at `scale`, its long side at most
+/// [`settings::MAX_FACE_INPUT`].
+fn face_letterbox(w: usize, h: usize, scale: f64) -> Letterbox {
+    let long = w.max(h).max(1) as f64;
+    let scale = scale.min(settings::MAX_FACE_INPUT as f64 / long);
+    Letterbox::with_scale(w, h, scale as f32)
+}
 
 /// What the results loop does next.
 enum Step {
@@ -116,7 +135,7 @@ impl YoloAnonymize {
             // No model: every frame is a failure, handled at once under the on-failure policy.
             let why = st.failure.clone().unwrap_or_default();
             let frames = vec![Held {
-                frame: buffer,
+                frame: InFrame { buffer, cut: false },
                 analyse: false,
                 arrived: now,
             }];
@@ -133,17 +152,27 @@ impl YoloAnonymize {
             );
         }
         let per = video.lb.tensor_len();
+        let face_lb = video.face_lb;
+        let pose = st.frozen.detectors.contains(Detectors::POSE);
         let (width, height) = (video.info.width(), video.info.height());
-        let preprocessor = &mut st.preprocessor;
+        let (preprocessor, face_preprocessor) = (&mut st.preprocessor, &mut st.face_preprocessor);
         let t0 = Instant::now();
-        let full = st.batcher.push(buffer, now, |buffer, slot, tensor| {
-            if tensor.len() < (slot + 1) * per {
-                tensor.resize((slot + 1) * per, 0.0);
-            }
-            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &video.info)
+        let cut = live.scene_cuts && self.scene_cut(&mut st.cuts, &buffer, video);
+        let frame = InFrame { buffer, cut };
+        let full = st.batcher.push(frame, now, |f, slot, inputs| {
+            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(&f.buffer, &video.info)
                 .map_err(|_| ())?;
-            let dst = &mut tensor[slot * per..(slot + 1) * per];
-            preprocessor.fill_tensor(&frame_ref(&frame, video.format), &video.lb, dst);
+            let frame = frame_ref(&frame, video.format);
+            if pose {
+                fill_slot(&mut inputs.pose, slot, per, |dst| {
+                    preprocessor.fill_tensor(&frame, &video.lb, dst)
+                });
+            }
+            if let Some(flb) = &face_lb {
+                fill_slot(&mut inputs.face, slot, flb.tensor_len(), |dst| {
+                    fill_face_tensor(face_preprocessor, &frame, flb, dst)
+                });
+            }
             Ok(())
         });
         st.stats.preprocess += t0.elapsed();
@@ -170,6 +199,22 @@ impl YoloAnonymize {
         Ok(())
     }
 
+    /// Whether `buffer` starts a new shot (scene cut), from a thumbnail of the frame.
+    fn scene_cut(&self, cuts: &mut CutDetector, buffer: &gst::Buffer, video: &Video) -> bool {
+        if !scene::supports(video.format) {
+            return false;
+        }
+        let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &video.info)
+        else {
+            return false;
+        };
+        let cut = cuts.push(Thumbnail::of(&frame_ref(&frame, video.format)));
+        if cut {
+            gst::debug!(CAT, imp = self, "Scene cut at {:?}", buffer.pts());
+        }
+        cut
+    }
+
     /// Sends the collected frames to the worker. On a live stream the worker's queue is never
     /// waited on: a batch it cannot take now would be late, so it is handled as a failure.
     fn dispatch(
@@ -185,8 +230,26 @@ impl YoloAnonymize {
         let Some(batch) = st.batcher.take_batch() else {
             return Ok(());
         };
-        let mut tensor = batch.input;
-        tensor.truncate(batch.analysed * lb.tensor_len());
+        let Inputs {
+            pose: mut tensor,
+            face: mut face_tensor,
+        } = batch.input;
+        let pose = st.frozen.detectors.contains(Detectors::POSE);
+        tensor.truncate(if pose {
+            batch.analysed * lb.tensor_len()
+        } else {
+            0
+        });
+        let face = video.face_lb.map(|flb| {
+            face_tensor.truncate(batch.analysed * flb.tensor_len());
+            FaceJob {
+                tensor: face_tensor,
+                shape: [batch.analysed, 3, flb.net_h, flb.net_w],
+                letterbox: flb,
+                score_threshold: live.face_threshold as f32,
+                iou_threshold: crate::face::DEFAULT_FACE_IOU,
+            }
+        });
         gst::debug!(
             CAT,
             imp = self,
@@ -202,9 +265,11 @@ impl YoloAnonymize {
             tensor,
             shape: [batch.analysed, 3, lb.net_h, lb.net_w],
             letterbox: lb,
-            conf_threshold: live.conf_threshold as f32,
+            conf_threshold: (live.conf_threshold as f32 - st.conf_offset).max(0.0),
             iou_threshold: live.iou_threshold as f32,
             batch_size: st.frozen.batch_size as usize,
+            pose,
+            face,
         };
         let sent = if st.is_live() {
             worker.try_submit(job)
@@ -234,13 +299,33 @@ impl YoloAnonymize {
             id,
             mut tensor,
             detections,
+            faces,
+            mut face_tensor,
+            face_time,
             infer_time,
             decode_time,
             run_clients,
             ..
         } = result;
         tensor.clear();
-        st.batcher.recycle(tensor);
+        face_tensor.clear();
+        st.batcher.recycle(Inputs {
+            pose: tensor,
+            face: face_tensor,
+        });
+        st.stats.face_inference += face_time;
+        let kp = live.keypoint_threshold as f32;
+        let detections = detections.map(|people| {
+            let mut faces = faces.into_iter();
+            people
+                .into_iter()
+                .map(|p| {
+                    let f = faces.next().unwrap_or_default();
+                    st.stats.faces += f.len() as u64;
+                    fusion::associate(p, &f, kp)
+                })
+                .collect::<Vec<_>>()
+        });
         gst::debug!(
             CAT,
             imp = self,
@@ -273,7 +358,7 @@ impl YoloAnonymize {
     fn apply(
         &self,
         st: &mut State,
-        batch: Resolved<gst::Buffer, Vec<Detection>>,
+        batch: Resolved<InFrame, Vec<Detection>>,
         live: &Live,
         out: &mut Outbox,
     ) -> Result<(), gst::FlowError> {
@@ -302,13 +387,15 @@ impl YoloAnonymize {
             Ok(o) => o,
             Err(_) => vec![None; batch.frames.len()],
         };
+        let cuts: Vec<bool> = batch.frames.iter().map(|h| h.frame.cut).collect();
+        st.stats.scene_cuts += cuts.iter().filter(|c| **c).count() as u64;
         let tracked = st
             .tracker
-            .process_batch(&observations, &[], &live.temporal_params());
+            .process_batch(&observations, &cuts, &live.temporal_params());
         for ((held, people), seen) in batch.frames.into_iter().zip(&tracked).zip(&observations) {
             st.stats.frames += 1;
             st.stats.people += seen.as_ref().map_or(0, Vec::len) as u64;
-            let buffer = self.redact_frame(st, held.frame, people, &plan, live, out)?;
+            let buffer = self.redact_frame(st, held.frame.buffer, people, &plan, live, out)?;
             if let Some(pts) = buffer.pts()
                 && let Some(fields) = st.reporter.frame(pts.nseconds(), Instant::now(), &st.stats)
             {
@@ -708,8 +795,22 @@ impl BaseTransformImpl for YoloAnonymize {
             lb.net_w,
             lb.net_h
         );
+        let face_lb = st
+            .frozen
+            .detectors
+            .contains(Detectors::FACE)
+            .then(|| face_letterbox(w, h, st.frozen.face_scale));
+        if let Some(f) = &face_lb {
+            gst::debug!(CAT, imp = self, "Face input {}x{}", f.net_w, f.net_h);
+        }
         st.tracker.reset();
-        st.video = Some(Video { info, format, lb });
+        st.cuts.reset();
+        st.video = Some(Video {
+            info,
+            format,
+            lb,
+            face_lb,
+        });
         Ok(())
     }
 
@@ -767,6 +868,7 @@ impl BaseTransformImpl for YoloAnonymize {
                     gst::debug!(CAT, imp = self, "Flush: dropping {dropped} held frames");
                     st.ready.clear();
                     st.tracker.reset();
+                    st.cuts.reset();
                     st.live = None;
                 }
             }

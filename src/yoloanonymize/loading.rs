@@ -107,6 +107,11 @@ fn load_worker(
         library_dirs: PLUGIN_DIR.get().cloned().into_iter().collect(),
         half_precision: s.half_precision,
         openvino_bf16: s.openvino_bf16,
+        face_model: s
+            .detectors
+            .contains(super::Detectors::FACE)
+            .then(|| s.face_model.clone()),
+        precision: s.precision.into(),
     };
     let group = match s.shared_worker.as_str() {
         // Injected faults are this element's alone.
@@ -118,7 +123,7 @@ fn load_worker(
     let mut warnings = Vec::new();
     let mut load = || -> Result<Arc<Server>, EngineError> {
         gst::info!(CAT, obj = obj, "Loading {cfg}");
-        let engine = Engine::load(&cfg)?;
+        let engine = Engine::load_config(&cfg)?;
         let info = ServerInfo {
             provider: Some(engine.provider),
             provider_note: engine
@@ -128,6 +133,9 @@ fn load_worker(
                 .cloned()
                 .reduce(|a, b| format!("{a}; {b}")),
             reduced_precision: engine.reduced_precision,
+            region_pad: engine.region_pad,
+            conf_offset: engine.conf_offset,
+            face: engine.face.is_some(),
             fixed_batch: engine.input_shape.batch,
             fixed_hw: engine.input_shape.height.zip(engine.input_shape.width),
         };

@@ -35,6 +35,53 @@ pub enum Targets {
     BODY = crate::regions::TARGET_BODY,
 }
 
+/// Which detectors find people (`detectors` property).
+#[glib::flags(name = "GstYoloAnonymizeDetectors")]
+pub enum Detectors {
+    #[flags_value(name = "Pose: the YOLO pose model (people, their keypoints)", nick = "pose")]
+    POSE = 1,
+    #[flags_value(
+        name = "Face: the face detector (faces whose body is hidden or too small for the pose model)",
+        nick = "face"
+    )]
+    FACE = 2,
+}
+
+/// What the pose model computes in on the CPU (`precision` property).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstYoloAnonymizePrecision")]
+pub enum Precision {
+    #[enum_value(
+        name = "Auto: on OpenVINO the int8 model where it is installed, else bfloat16 where the CPU has it, else float32; float32 elsewhere",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(name = "Float32", nick = "fp32")]
+    Fp32 = 1,
+    #[enum_value(
+        name = "bfloat16 (OpenVINO on a CPU with AVX512-BF16 or AMX; else float32, said)",
+        nick = "bf16"
+    )]
+    Bf16 = 2,
+    #[enum_value(
+        name = "int8: the model's int8 variant (<model>-int8.onnx), regions padded for its jitter",
+        nick = "int8"
+    )]
+    Int8 = 3,
+}
+
+impl From<Precision> for crate::engine::Precision {
+    fn from(p: Precision) -> Self {
+        match p {
+            Precision::Auto => Self::Auto,
+            Precision::Fp32 => Self::Fp32,
+            Precision::Bf16 => Self::Bf16,
+            Precision::Int8 => Self::Int8,
+        }
+    }
+}
+
 /// How regions are redacted (`method` property).
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
 #[repr(u32)]

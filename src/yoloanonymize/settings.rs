@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use gst::glib;
 use gst::prelude::*;
 
-use super::{Method, OnFailure, Targets};
+use super::{Detectors, Method, OnFailure, Precision, Targets};
 use crate::engine::Device;
 use crate::redact::RedactParams;
 use crate::regions::RegionParams;
@@ -33,6 +33,15 @@ pub const DEFAULT_HOLD_FRAMES: u32 = crate::temporal::DEFAULT_HOLD_FRAMES;
 pub const DEFAULT_DETECT_INTERVAL: u32 = 1;
 pub const DEFAULT_SHARED_WORKER: &str = "auto";
 pub const DEFAULT_OPENVINO_BF16: bool = true;
+/// Both detectors, by default: the face detector covers the faces the pose model misses (hidden
+/// bodies in crowds, tiny faces; README, Coverage).
+pub const DEFAULT_DETECTORS: Detectors = Detectors::POSE.union(Detectors::FACE);
+pub const DEFAULT_FACE_THRESHOLD: f64 = crate::face::DEFAULT_FACE_THRESHOLD as f64;
+pub const DEFAULT_FACE_SCALE: f64 = crate::face::DEFAULT_FACE_SCALE as f64;
+/// The face detector's input is at most this many pixels on its long side (the scale is lowered
+/// to fit): a 4K frame at scale 1 is 3840 wide, and larger inputs would take gigabytes.
+pub const MAX_FACE_INPUT: u32 = 3840;
+pub const DEFAULT_SCENE_CUTS: bool = true;
 /// The longest `max-latency` taken (larger values are clamped, with a warning): ten minutes.
 pub const MAX_LATENCY_LIMIT_NS: u64 = 600 * 1_000_000_000;
 
@@ -53,6 +62,10 @@ pub struct Settings {
     pub shared_worker: String,
     pub half_precision: bool,
     pub openvino_bf16: bool,
+    pub precision: Precision,
+    pub detectors: Detectors,
+    pub face_model: PathBuf,
+    pub face_scale: f64,
     pub fault: Option<Fault>,
     pub live: Live,
 }
@@ -69,6 +82,8 @@ pub struct Live {
     pub pixel_size: u32,
     pub fill_color: u32,
     pub hold_frames: u32,
+    pub face_threshold: f64,
+    pub scene_cuts: bool,
 }
 
 impl Default for Settings {
@@ -86,6 +101,10 @@ impl Default for Settings {
             shared_worker: DEFAULT_SHARED_WORKER.into(),
             half_precision: false,
             openvino_bf16: DEFAULT_OPENVINO_BF16,
+            precision: Precision::Auto,
+            detectors: DEFAULT_DETECTORS,
+            face_model: crate::default_face_model_path(),
+            face_scale: DEFAULT_FACE_SCALE,
             fault: None,
             live: Live {
                 conf_threshold: DEFAULT_CONF_THRESHOLD,
@@ -97,6 +116,8 @@ impl Default for Settings {
                 pixel_size: DEFAULT_PIXEL_SIZE,
                 fill_color: DEFAULT_FILL_COLOR,
                 hold_frames: DEFAULT_HOLD_FRAMES,
+                face_threshold: DEFAULT_FACE_THRESHOLD,
+                scene_cuts: DEFAULT_SCENE_CUTS,
             },
         }
     }
@@ -116,6 +137,7 @@ impl Live {
     pub fn temporal_params(&self) -> TemporalParams {
         TemporalParams {
             hold_frames: self.hold_frames,
+            keypoint_threshold: self.keypoint_threshold as f32,
             ..TemporalParams::default()
         }
     }
@@ -165,6 +187,45 @@ pub fn properties() -> &'static [glib::ParamSpec] {
                 .blurb("With the OpenVINO provider (device=auto or openvino on the CPU), let it compute in bfloat16 where the CPU has bfloat16 instructions (AVX512-BF16, AMX); false = float32. Measured speed and coverage: README, Performance")
                 .default_value(DEFAULT_OPENVINO_BF16)
                 .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("precision", Precision::Auto)
+                .nick("Precision")
+                .blurb("What the pose model computes in: auto = the fastest precision measured to keep the coverage bar on this provider (on OpenVINO the int8 model <model>-int8.onnx when it is there, else bfloat16 where the CPU has it, else float32; float32 on ONNX Runtime's CPU provider and CUDA); fp32, bf16 or int8 as asked (int8 lowers conf-threshold by 0.05 and pads regions by 8 network pixels, measured: models/README-int8.md). The yoloanonymize-provider message says what is in effect and why. With openvino-bf16=false, auto means fp32")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecFlags::builder::<Detectors>("detectors")
+                .nick("Detectors")
+                .blurb("Which detectors find people (combine with +): pose = the YOLO pose model, face = the face detector beside it (same provider, same worker), which finds the faces of people whose body is hidden or too small. A face found by either is covered, tracked, held and looked ahead")
+                .default_value(DEFAULT_DETECTORS)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("face-model")
+                .nick("Face model")
+                .blurb("Path of the face detector's ONNX model (YuNet 2023mar with dynamic input: input `input` [batch,3,H,W], outputs cls/obj/bbox/kps_8/16/32); defaults to the bundled one")
+                .default_value(crate::default_face_model_path().to_str())
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecDouble::builder("face-scale")
+                .nick("Face scale")
+                .blurb("The face detector sees the frame scaled by this factor (1 = full resolution; 1.5 finds more faces under 6 px between the eyes, at about twice the face detector's cost); its input is at most 3840 px on its long side")
+                .minimum(0.25)
+                .maximum(4.0)
+                .default_value(DEFAULT_FACE_SCALE)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecDouble::builder("face-threshold")
+                .nick("Face threshold")
+                .blurb("Minimum face detector score (0..1) for a face to be covered")
+                .minimum(0.0)
+                .maximum(1.0)
+                .default_value(DEFAULT_FACE_THRESHOLD)
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecBoolean::builder("scene-cuts")
+                .nick("Scene cuts")
+                .blurb("Detect scene cuts (from a 16x9 thumbnail of each frame) and carry no held, grown or looked-ahead region of one shot into the other; people found after the cut are covered as usual")
+                .default_value(DEFAULT_SCENE_CUTS)
+                .mutable_playing()
                 .build(),
             glib::ParamSpecString::builder("shared-worker")
                 .nick("Shared worker")
@@ -321,6 +382,26 @@ impl Settings {
             "threads" => self.threads = get_u32(),
             "half-precision" => self.half_precision = v.get().expect("type checked upstream"),
             "openvino-bf16" => self.openvino_bf16 = v.get().expect("type checked upstream"),
+            "precision" => self.precision = v.get().expect("type checked upstream"),
+            "detectors" => {
+                let d: Detectors = v.get().expect("type checked upstream");
+                if d.is_empty() {
+                    self.detectors = DEFAULT_DETECTORS;
+                    return Applied::Adjusted(
+                        "detectors needs at least one of pose and face; using pose+face".into(),
+                    );
+                }
+                self.detectors = d;
+            }
+            "face-model" => {
+                self.face_model = string(v)
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .unwrap_or_else(crate::default_face_model_path);
+            }
+            "face-scale" => self.face_scale = get_f64(),
+            "face-threshold" => self.live.face_threshold = get_f64(),
+            "scene-cuts" => self.live.scene_cuts = v.get().expect("type checked upstream"),
             "shared-worker" => {
                 self.shared_worker = string(v)
                     .map(|v| v.trim().to_string())
@@ -377,6 +458,12 @@ impl Settings {
             "threads" => self.threads.to_value(),
             "half-precision" => self.half_precision.to_value(),
             "openvino-bf16" => self.openvino_bf16.to_value(),
+            "precision" => self.precision.to_value(),
+            "detectors" => self.detectors.to_value(),
+            "face-model" => self.face_model.display().to_string().to_value(),
+            "face-scale" => self.face_scale.to_value(),
+            "face-threshold" => l.face_threshold.to_value(),
+            "scene-cuts" => l.scene_cuts.to_value(),
             "shared-worker" => self.shared_worker.to_value(),
             "conf-threshold" => l.conf_threshold.to_value(),
             "iou-threshold" => l.iou_threshold.to_value(),

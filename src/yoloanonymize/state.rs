@@ -16,13 +16,29 @@ use crate::frame::PixelRect;
 use crate::preprocess::Preprocessor;
 use crate::redact::Scratch;
 use crate::regions::{REDUCED_PRECISION_PAD, Region, RegionKind};
+use crate::scene::CutDetector;
 use crate::stats::{Reporter, Stats, Throttle};
 use crate::temporal::{Tracked, Tracker};
 use crate::worker::Worker;
 
-/// The batching state machine over the element's buffers: detections per analysed frame, and
-/// the batch tensor as its input.
-pub(super) type FrameBatcher = Batcher<gst::Buffer, Vec<Detection>, Vec<f32>>;
+/// A frame held by the element: its buffer, and whether it starts a new shot (a scene cut).
+#[derive(Debug)]
+pub(super) struct InFrame {
+    pub buffer: gst::Buffer,
+    pub cut: bool,
+}
+
+/// The inputs of one batch: the pose model's tensor and the face detector's (each empty when its
+/// detector is off).
+#[derive(Debug, Default)]
+pub(super) struct Inputs {
+    pub pose: Vec<f32>,
+    pub face: Vec<f32>,
+}
+
+/// The batching state machine over the element's frames: the people of both detectors per
+/// analysed frame ([`crate::fusion::associate`]), and both tensors as its input.
+pub(super) type FrameBatcher = Batcher<InFrame, Vec<Detection>, Inputs>;
 
 /// What exists between `start` and `stop`.
 pub(super) struct State {
@@ -41,6 +57,11 @@ pub(super) struct State {
     pub batcher: FrameBatcher,
     pub tracker: Tracker,
     pub preprocessor: Preprocessor,
+    /// The face input's own preprocessor (its resize taps differ from the pose input's).
+    pub face_preprocessor: Preprocessor,
+    pub cuts: CutDetector,
+    /// How much lower the confidence threshold is for the precision in effect.
+    pub conf_offset: f32,
     pub scratch: Scratch,
     pub regions: Vec<Region>,
     pub stats: Stats,
@@ -64,11 +85,16 @@ impl State {
         let batch_size = info.fixed_batch.map_or(batch_size, |b| b.min(batch_size));
         Self {
             batcher: FrameBatcher::new(batch_size, frozen.detect_interval),
-            pad_net: if info.reduced_precision {
+            pad_net: if info.region_pad > 0.0 {
+                info.region_pad
+            } else if info.reduced_precision {
                 REDUCED_PRECISION_PAD
             } else {
                 0.0
             },
+            conf_offset: info.conf_offset,
+            face_preprocessor: Preprocessor::default(),
+            cuts: CutDetector::default(),
             fixed_hw: info.fixed_hw,
             worker: loaded.worker,
             failure: loaded.failure,

@@ -53,6 +53,8 @@ pub(super) struct Video {
     pub info: gst_video::VideoInfo,
     pub format: PixelFormat,
     pub lb: Letterbox,
+    /// The face detector's input geometry, when it runs.
+    pub face_lb: Option<Letterbox>,
 }
 
 pub(super) fn frame_ref<'a>(
