@@ -192,7 +192,12 @@ impl Detection {
         let y0 = pts.iter().map(|k| k.y).fold(f32::INFINITY, f32::min);
         let y1 = pts.iter().map(|k| k.y).fold(f32::NEG_INFINITY, f32::max);
         let side = ((x1 - x0).max(y1 - y0) * 1.5).max(self.bbox.width() * 0.25);
-        Some(Rect::from_center((x0 + x1) / 2.0, (y0 + y1) / 2.0, side, side))
+        Some(Rect::from_center(
+            (x0 + x1) / 2.0,
+            (y0 + y1) / 2.0,
+            side,
+            side,
+        ))
     }
 
     /// How well `other` continues this detection, for tracking: the IoU of the person boxes

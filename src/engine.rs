@@ -1747,8 +1747,8 @@ mod tests {
             library_dirs: Vec::new(),
             half_precision: false,
             openvino_bf16: true,
-        face_model: None,
-        precision: Default::default(),
+            face_model: None,
+            precision: Default::default(),
         };
         let e = Engine::load_with_precision(&cfg, Precision::Int8).unwrap_err();
         let msg = e.to_string();

@@ -107,7 +107,11 @@ mod tests {
 
     #[test]
     fn a_face_on_a_persons_head_is_theirs() {
-        let out = associate(vec![person(100.0), person(300.0)], &[face(330.0, 118.0, 22.0)], 0.5);
+        let out = associate(
+            vec![person(100.0), person(300.0)],
+            &[face(330.0, 118.0, 22.0)],
+            0.5,
+        );
         assert_eq!(out.len(), 2);
         assert!(out[0].face.is_none());
         assert_eq!(out[1].face, Some(face(330.0, 118.0, 22.0)));

@@ -22,8 +22,8 @@ use parking_lot::Mutex;
 
 use crate::decode::{POSE_CHANNELS, decode_batch};
 use crate::detection::{Detection, FaceDetection};
-use crate::face::{YunetOutputs, decode_yunet_batch};
 use crate::engine::{Engine, EngineConfig, Provider};
+use crate::face::{YunetOutputs, decode_yunet_batch};
 use crate::preprocess::Letterbox;
 
 /// The most images one run may hold when batches from several clients are put together.
@@ -332,10 +332,8 @@ fn next_run(backlog: &mut VecDeque<Request>, limit: impl Fn(usize) -> usize) -> 
     while i < backlog.len() {
         let r = &backlog[i];
         let n = r.job.shape[0];
-        let fits = n > 0
-            && r.job.run_key() == size
-            && frames + n <= limit
-            && !blocked.contains(&r.client);
+        let fits =
+            n > 0 && r.job.run_key() == size && frames + n <= limit && !blocked.contains(&r.client);
         if fits {
             frames += n;
             run.push(backlog.remove(i).expect("index is in range"));
@@ -988,8 +986,8 @@ mod tests {
             library_dirs: Vec::new(),
             half_precision: false,
             openvino_bf16: true,
-        face_model: None,
-        precision: Default::default(),
+            face_model: None,
+            precision: Default::default(),
         }
     }
 

@@ -44,14 +44,14 @@ use crate::audit::AuditFile;
 use crate::batcher::{Completion, Held, Plan, Resolved};
 use crate::detection::Detection;
 use crate::engine::Provider;
+use crate::face::fill_face_tensor;
 use crate::frame::PixelRect;
+use crate::fusion;
 use crate::preprocess::Letterbox;
 use crate::redact::{self};
 use crate::regions::{self, RegionKind};
-use crate::temporal::Tracked;
-use crate::face::fill_face_tensor;
-use crate::fusion;
 use crate::scene::{self, CutDetector, Thumbnail};
+use crate::temporal::Tracked;
 use crate::worker::{FaceJob, Fault, Job, JobResult, Worker};
 
 /// Directory of the loaded plugin file, searched first for `libonnxruntime.so`.

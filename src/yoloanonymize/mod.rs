@@ -38,7 +38,10 @@ pub enum Targets {
 /// Which detectors find people (`detectors` property).
 #[glib::flags(name = "GstYoloAnonymizeDetectors")]
 pub enum Detectors {
-    #[flags_value(name = "Pose: the YOLO pose model (people, their keypoints)", nick = "pose")]
+    #[flags_value(
+        name = "Pose: the YOLO pose model (people, their keypoints)",
+        nick = "pose"
+    )]
     POSE = 1,
     #[flags_value(
         name = "Face: the face detector (faces whose body is hidden or too small for the pose model)",
