@@ -68,6 +68,8 @@ fn load(model: &Path, device: Device, precision: Precision) -> Engine {
             library_dirs: Vec::new(),
             half_precision: false,
             openvino_bf16: false,
+            face_model: None,
+            precision: Default::default(),
         },
         precision,
     )
@@ -152,6 +154,8 @@ fn the_int8_model_finds_the_people_and_eyes_the_fp32_model_finds() {
             library_dirs: Vec::new(),
             half_precision: false,
             openvino_bf16: true,
+            face_model: None,
+            precision: Default::default(),
         },
         Precision::Int8,
     )

@@ -103,6 +103,8 @@ fn detections_of(model: &Path, frames: &[Frame]) -> Vec<Vec<Detection>> {
         library_dirs: Vec::new(),
         half_precision: false,
         openvino_bf16: false,
+        face_model: None,
+        precision: Default::default(),
     })
     .unwrap();
     let mut pre = Preprocessor::default();
