@@ -210,10 +210,10 @@ impl Detection {
             0.0
         };
         let faces = self.face.is_some() && other.face.is_some();
-        if !self.pose || !other.pose || faces {
-            if let (Some(a), Some(b)) = (self.head_hint(kp_thr), other.head_hint(kp_thr)) {
-                s = s.max(a.iou(&b));
-            }
+        if (!self.pose || !other.pose || faces)
+            && let (Some(a), Some(b)) = (self.head_hint(kp_thr), other.head_hint(kp_thr))
+        {
+            s = s.max(a.iou(&b));
         }
         s
     }

@@ -149,7 +149,7 @@ fn anonymize(frames: &[Picture], props: &str) -> Vec<Picture> {
     }
     src.end_of_stream().unwrap();
     let mut out = Vec::new();
-    while let Some(s) = sink.pull_sample().ok() {
+    while let Ok(s) = sink.pull_sample() {
         let b = s.buffer_owned().unwrap();
         assert_eq!(
             b.pts(),
