@@ -22,7 +22,9 @@
 #   --skip-deface, --skip-faceblur
 #   --with-deface          measure deface even with --quick
 #   --workdir DIR          inputs, virtualenvs, logs and results (default /tmp/yoloanonymize-bench)
-#   --input FILE           source clip (default /work/shared/media/vtest.avi)
+#   --input FILE           source clip (default: vtest.avi, as scripts/common.sh's ya_find_vtest
+#                          finds it: $YOLOANONYMIZE_VTEST, else ../shared/media/vtest.avi beside
+#                          the repository, else /work/shared/media/vtest.avi)
 #   --plugin-path DIR      where libgstyoloanonymize.so is (default $GST_PLUGIN_PATH, else
 #                          <repo>/target/release)
 #   --quick                smoke test: --frames 30 --runs 1 --resolutions 576 --skip-deface
@@ -38,11 +40,10 @@ command_line=$(printf '%q ' "$0" "$@")
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
 
-die() {
-    echo "bench.sh: error: $*" >&2
-    exit 1
-}
-note() { echo "bench.sh: $*" >&2; }
+# log (on stderr: stdout is the report) and die.
+YA_LOG_TAG=bench YA_LOG_FD=2
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Options
@@ -50,7 +51,7 @@ note() { echo "bench.sh: $*" >&2; }
 frames='' runs='' resolutions='' enc='' deface_config='' quick=0 skip_deface='' skip_faceblur=0
 deface_own=0 coverage_all=0
 workdir=/tmp/yoloanonymize-bench
-input=/work/shared/media/vtest.avi
+input=''
 plugin_path=${GST_PLUGIN_PATH:-$repo_root/target/release}
 config_names=(default)
 config_props=('')
@@ -111,6 +112,10 @@ skip_deface=${skip_deface:-0}
 enc=${enc:-speed-preset=veryfast pass=qual quantizer=23 key-int-max=250 bitrate=2048000}
 [[ "$frames" =~ ^[1-9][0-9]*$ ]] || die "--frames wants a positive integer"
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "--runs wants a positive integer"
+if [[ -z "$input" ]]; then
+    ya_find_vtest || die "vtest.avi not found: set YOLOANONYMIZE_VTEST or give --input FILE"
+    input=$YA_VTEST
+fi
 [[ -f "$input" ]] || die "input clip not found: $input"
 mkdir -p "$workdir"
 workdir=$(cd "$workdir" && pwd)
@@ -168,7 +173,7 @@ as_root() {
 }
 apt_updated=0
 apt_install() {
-    note "installing Debian packages: $*"
+    log "installing Debian packages: $*"
     if [[ $apt_updated == 0 ]]; then
         as_root apt-get update -q >&2 || return 1
         apt_updated=1
@@ -194,7 +199,7 @@ if [[ $skip_faceblur == 0 ]]; then
         apt_install gstreamer1.0-opencv opencv-data || true
     fi
     if ! has_element faceblur || [[ ! -f "$faceblur_profile" ]]; then
-        note "faceblur or its cascade $faceblur_profile is not available: skipping faceblur"
+        log "faceblur or its cascade $faceblur_profile is not available: skipping faceblur"
         skip_faceblur=1
     fi
 fi
@@ -214,7 +219,7 @@ venv_install() {
     if [[ -x "$dir/bin/python" && -f "$dir/$marker" && "$(cat "$dir/$marker")" == "$*" ]]; then
         return 0
     fi
-    note "installing $* into $dir"
+    log "installing $* into $dir"
     [[ -x "$dir/bin/python" ]] || python3 -m venv "$dir" >&2 || return 1
     "$dir/bin/pip" install -q --disable-pip-version-check "$@" >&2 || return 1
     echo "$*" >"$dir/$marker"
@@ -229,7 +234,7 @@ if [[ $skip_deface == 0 ]]; then
         venv_install "$workdir/venv-deface" .bench-installed deface==1.5.0 onnxruntime; then
         deface_bin=$workdir/venv-deface/bin/deface
     else
-        note "could not install deface: skipping it"
+        log "could not install deface: skipping it"
         skip_deface=1
     fi
 fi
@@ -237,7 +242,7 @@ onnx_python=''
 if venv_install "$workdir/venv-onnx" .bench-installed onnx; then
     onnx_python=$workdir/venv-onnx/bin/python
 else
-    note "could not install the onnx package: GFLOPs will only be the Ultralytics figure, scaled"
+    log "could not install the onnx package: GFLOPs will only be the Ultralytics figure, scaled"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -295,7 +300,7 @@ for size in "${sizes[@]}"; do
     out=$workdir/inputs/$base-${frames}f-$size.mp4
     desc="filesrc location=$input ! parsebin ! decodebin ! identity eos-after=$((frames + 1)) ! videoconvert ! videoscale add-borders=false ! video/x-raw,format=I420,width=$w,height=$h,pixel-aspect-ratio=1/1 ! x264enc pass=quant quantizer=18 key-int-max=10 ! mp4mux ! filesink location=$out.tmp # $(stat -c '%s %Y' "$input")"
     if [[ ! -s "$out" || ! -f "$out.desc" || "$(cat "$out.desc")" != "$desc" ]]; then
-        note "encoding $out"
+        log "encoding $out"
         rm -f "$out" "$out.desc"
         # parsebin ! decodebin (no multiqueue between demuxer and decoder) makes eos-after exact.
         gst-launch-1.0 -q filesrc location="$input" ! parsebin ! decodebin ! \
@@ -310,7 +315,7 @@ for size in "${sizes[@]}"; do
     if [[ $n -gt $frames ]]; then
         die "$out has $n frames, not $frames (the cut failed)"
     elif [[ $n -lt $frames ]]; then
-        note "$input has only $n frames: measuring $n at $size"
+        log "$input has only $n frames: measuring $n at $size"
     fi
     clip[$size]=$out
     nframes[$size]=$n
@@ -355,7 +360,7 @@ timed() {
         printf "[run %d/%d] %-9s %-12s %-32s %8.2f s %8.1f fps  (load %s)%s\n", r, R, s, m, t,
             ns / 1e9, n / (ns / 1e9), l, (rc != 0 ? "  FAILED rc=" rc : "") }'
     if [[ $rc != 0 ]]; then
-        note "failed (exit $rc), see $log:"
+        log "failed (exit $rc), see $log:"
         tail -n 5 "$log" >&2
     fi
     return 0
@@ -373,14 +378,14 @@ yolo_props() { # yolo_props INDEX -> the element's properties, one per line
 # batch, and only what the detector itself reports (hold-frames=0: no tracking).
 if [[ $has_detections_file == 1 ]]; then
     for size in "${coverage_sizes[@]}"; do
-        note "reference run for coverage at $size"
+        log "reference run for coverage at $size"
         gst-launch-1.0 -m filesrc location="${clip[$size]}" ! decodebin ! \
             yoloanonymize device=cpu input-size=640 batch-size=1 hold-frames=0 detect-interval=1 detections-file="$rundir/ref-$size.jsonl" ! \
             fakesink sync=false >"$rundir/ref-$size.log" 2>&1 ||
             die "reference run failed, see $rundir/ref-$size.log"
     done
 else
-    note "this build of yoloanonymize has no detections-file property: no coverage figures"
+    log "this build of yoloanonymize has no detections-file property: no coverage figures"
 fi
 
 for ((round = 1; round <= runs; round++)); do

@@ -23,11 +23,10 @@ set -euo pipefail
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
 
-die() {
-    echo "soak.sh: error: $*" >&2
-    exit 1
-}
-note() { echo "soak.sh: $*" >&2; }
+# log (on stderr, as the progress is) and die.
+YA_LOG_TAG=soak YA_LOG_FD=2
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 
 frames=2000 props='' workdir=/tmp/yoloanonymize-soak
 plugin_path=${GST_PLUGIN_PATH:-$repo_root/target/release}
@@ -64,8 +63,8 @@ done
 # shellcheck disable=SC2086 # $props: properties, split on purpose
 pipeline=(splitmuxsrc "location=$workdir/parts/part*.mp4" ! h264parse ! avdec_h264 ! videoconvert
     ! yoloanonymize $props ! fakesink sync=false)
-note "running: gst-launch-1.0 -m ${pipeline[*]}"
-note "$parts links to $sample ($clip_frames frames each) in $workdir/parts"
+log "running: gst-launch-1.0 -m ${pipeline[*]}"
+log "$parts links to $sample ($clip_frames frames each) in $workdir/parts"
 
 log=$workdir/messages.log tsv=$workdir/rss.tsv
 printf 'seconds\tframes\trss_kib\thwm_kib\n' >"$tsv"

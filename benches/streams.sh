@@ -10,6 +10,8 @@
 # Usage: benches/streams.sh [--frames N] [--runs R] [--streams "1 2 4 8"] [--input FILE]
 #                           [--props "PROPS"] [--workdir DIR]
 #   --frames N    the first N frames of the input for every stream (default 200)
+#   --input FILE  the clip (default: vtest.avi as scripts/common.sh's ya_find_vtest finds it:
+#                 $YOLOANONYMIZE_VTEST, ../shared/media/vtest.avi beside the repository, ...)
 #   --runs R      runs of every configuration (default 3)
 #   --props       extra yoloanonymize properties for every element, e.g. "batch-size=8"
 # Needs the plugin built (target/release, or GST_PLUGIN_PATH) and GNU time (/usr/bin/time).
@@ -17,12 +19,11 @@ set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
-die() {
-    echo "streams.sh: error: $*" >&2
-    exit 1
-}
+YA_LOG_TAG=streams
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 
-frames=200 runs=3 streams="1 2 4 8" input=/work/shared/media/vtest.avi props=''
+frames=200 runs=3 streams="1 2 4 8" input='' props=''
 workdir=/tmp/yoloanonymize-streams
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -32,10 +33,14 @@ while [[ $# -gt 0 ]]; do
     --input) input=$2; shift 2 ;;
     --props) props=$2; shift 2 ;;
     --workdir) workdir=$2; shift 2 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (try --help)" ;;
     esac
 done
+if [[ -z "$input" ]]; then
+    ya_find_vtest || die "vtest.avi not found: set YOLOANONYMIZE_VTEST or give --input FILE"
+    input=$YA_VTEST
+fi
 [[ -f "$input" ]] || die "input not found: $input"
 [[ -x /usr/bin/time ]] || die "GNU time is needed (Debian package time)"
 export GST_PLUGIN_PATH=${GST_PLUGIN_PATH:-$repo_root/target/release}

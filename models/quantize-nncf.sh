@@ -24,8 +24,9 @@
 # Usage: models/quantize-nncf.sh [OUTPUT]    (default: models/yolo11n-pose-dynamic-int8.onnx)
 # Environment:
 #   WORKDIR    work directory, kept afterwards (default /tmp/yoloanonymize-nncf)
-#   VTEST_AVI  vtest.avi to use (default /work/shared/media/vtest.avi; else apt-get download
-#              opencv-doc, as samples/make-sample.sh does)
+#   YOLOANONYMIZE_VTEST (or VTEST_AVI)  vtest.avi to use (default: ../shared/media/vtest.avi
+#              beside the repository, else /work/shared/media/vtest.avi, else apt-get download
+#              opencv-doc, as samples/make-sample.sh does; scripts/common.sh's ya_find_vtest)
 #   CALIB      calibration frames START:END of vtest.avi (default 0:300)
 #   CALIB_STEP every CALIB_STEP-th frame of them (default 3: 100 frames)
 #   IGNORE     node groups kept in float (default decode,head-final,attn; see quantize_nncf.py)
@@ -37,17 +38,12 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-# shellcheck source=scripts/versions.env
-. "$here/../scripts/versions.env" # MODEL_*, MODEL_INT8_*, VTEST_*
+YA_LOG_TAG=quantize-nncf
+# shellcheck source=scripts/common.sh
+. "$here/../scripts/common.sh" # log, die, ya_find_vtest; MODEL_*, MODEL_INT8_*, VTEST_*
 # shellcheck source=models/tools.sh
 . "$here/tools.sh" # find_vtest, decode_frames
 FRAMES=795
-
-log() { printf '[quantize-nncf] %s\n' "$*"; }
-die() {
-    printf '[quantize-nncf] ERROR: %s\n' "$*" >&2
-    exit 1
-}
 
 output=$(realpath -m "${1:-$here/${MODEL_INT8_FILE:-yolo11n-pose-dynamic-int8.onnx}}")
 work=${WORKDIR:-/tmp/yoloanonymize-nncf}

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Helpers sourced by models/quantize-int8.sh, models/make-fp16.sh and samples/make-sample.sh (not
-# meant to be run). The caller defines log and die, and has sourced scripts/versions.env
-# (ORT_VERSION, VTEST_DEB_VERSION, VTEST_SHA256).
+# Helpers sourced by the model scripts of models/ and samples/make-sample.sh (not meant to be run).
+# The caller has sourced scripts/common.sh (log, die, ya_vtest_checked, and scripts/versions.env:
+# ORT_VERSION, VTEST_DEB_VERSION, VTEST_SHA256).
 
 # Every package the model scripts' virtualenv gets, pinned (onnxruntime's and onnx's dependencies
 # included); one set, so that one virtualenv serves both scripts.
@@ -30,38 +30,24 @@ ensure_venv() {
     log "onnxruntime $("$venv/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__)'), onnx $("$venv/bin/python" -c 'import onnx; print(onnx.__version__)')"
 }
 
-# find_vtest WORKDIR [DEFAULT]: sets vtest_avi to OpenCV's vtest.avi: $VTEST_AVI when set, else
-# DEFAULT when that file exists, else the file from Debian's opencv-doc package (apt-get download
-# into WORKDIR). Dies unless its sha256 is VTEST_SHA256.
+# find_vtest WORKDIR: sets vtest_avi to OpenCV's vtest.avi: scripts/common.sh's ya_vtest_checked
+# ($YOLOANONYMIZE_VTEST or $VTEST_AVI when set, else ../shared/media/vtest.avi beside the
+# repository or /work/shared/media/vtest.avi, else the file from Debian's opencv-doc package,
+# apt-get download into WORKDIR). Dies unless its sha256 is VTEST_SHA256.
 find_vtest() {
-    local work=$1 default=${2:-}
-    if [[ -n "${VTEST_AVI:-}" ]]; then
-        vtest_avi=$VTEST_AVI
-        [[ -f "$vtest_avi" ]] || die "VTEST_AVI=$vtest_avi does not exist."
-    elif [[ -n "$default" && -f "$default" ]]; then
-        vtest_avi=$default
-    else
-        log "Downloading opencv-doc=$VTEST_DEB_VERSION with apt-get download ..."
-        (cd "$work" && apt-get download "opencv-doc=$VTEST_DEB_VERSION") ||
-            die "apt-get download opencv-doc=$VTEST_DEB_VERSION failed (run 'apt-get update' as root, or set VTEST_AVI)."
-        vtest_avi=$work/vtest.avi
-        dpkg-deb --fsys-tarfile "$work"/opencv-doc_*.deb |
-            tar -xO ./usr/share/doc/opencv-doc/examples/data/vtest.avi >"$vtest_avi"
-        rm -f "$work"/opencv-doc_*.deb
-    fi
-    [[ "$(sha256sum "$vtest_avi" | cut -d' ' -f1)" == "$VTEST_SHA256" ]] ||
-        die "$vtest_avi does not have the expected sha256 $VTEST_SHA256."
+    ya_vtest_checked "$1"
+    vtest_avi=$YA_VTEST
 }
 
 # decode_frames WxH: writes $work/vtest-WxH.rgb (raw RGB, all $FRAMES frames of vtest.avi, found
-# by find_vtest with /work/shared/media/vtest.avi as the default) unless it is already there.
+# by find_vtest) unless it is already there.
 decode_frames() {
     local w=${1%x*} h=${1#*x} f=$work/vtest-$1.rgb el
     [[ -f "$f" && $(stat -c %s "$f") -eq $((FRAMES * w * h * 3)) ]] && return 0
     for el in avidemux avdec_msmpeg4 videoconvert videoscale fdsink; do
         gst-inspect-1.0 "$el" >/dev/null 2>&1 || die "GStreamer element $el is missing (gstreamer1.0-libav, gstreamer1.0-plugins-base/good)."
     done
-    [[ -n "${vtest_avi:-}" ]] || find_vtest "$work" /work/shared/media/vtest.avi
+    [[ -n "${vtest_avi:-}" ]] || find_vtest "$work"
     gst-launch-1.0 -q filesrc location="$vtest_avi" ! decodebin ! videoconvert ! videoscale ! \
         "video/x-raw,format=RGB,width=$w,height=$h" ! fdsink fd=1 >"$f.tmp"
     [[ $(stat -c %s "$f.tmp") -eq $((FRAMES * w * h * 3)) ]] ||

@@ -7,29 +7,27 @@
 #
 # Usage: samples/make-sample.sh [OUTPUT]      (default: samples/vtest-short.mp4)
 # Environment:
-#   VTEST_AVI=/path/to/vtest.avi   use this copy instead of downloading Debian's opencv-doc package
+#   YOLOANONYMIZE_VTEST=/path/to/vtest.avi (or VTEST_AVI=...)
+#                                  use this copy instead of downloading Debian's opencv-doc package
 #                                  (its sha256 is checked either way)
 #   FIRST_FRAME=500 FRAMES=100     which frames to cut (vtest.avi has 795)
-# Without VTEST_AVI it runs `apt-get download opencv-doc=4.6.0+dfsg-12` (about 96 MB, no root
-# needed, but the apt lists must be current: `apt-get update` as root first if the download fails).
+# Without them it takes ../shared/media/vtest.avi beside the repository or
+# /work/shared/media/vtest.avi where there is one (scripts/common.sh's ya_find_vtest), else runs
+# `apt-get download opencv-doc=4.6.0+dfsg-12` (about 96 MB, no root needed, but the apt lists must
+# be current: `apt-get update` as root first if the download fails).
 # Needs GStreamer 1.22 with x264enc (gstreamer1.0-plugins-ugly), mp4mux (gstreamer1.0-plugins-good)
 # and avdec_msmpeg4 (gstreamer1.0-libav), and python3-gi with gir1.2-gstreamer-1.0 (gst-launch-1.0
 # cannot seek, and the cut starts with an accurate seek).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-# shellcheck source=scripts/versions.env
-. "$here/../scripts/versions.env"
+YA_LOG_TAG=make-sample
+# shellcheck source=scripts/common.sh
+. "$here/../scripts/common.sh" # log, die, ya_find_vtest
 
 FIRST_FRAME=${FIRST_FRAME:-500}
 FRAMES=${FRAMES:-100}
 FPS=10 # vtest.avi's frame rate
-
-log() { printf '[make-sample] %s\n' "$*"; }
-die() {
-    printf '[make-sample] ERROR: %s\n' "$*" >&2
-    exit 1
-}
 
 output=${1:-$here/vtest-short.mp4}
 work=$(mktemp -d)
@@ -44,7 +42,7 @@ done
 
 # --- 1. vtest.avi ----------------------------------------------------------------------------
 # shellcheck source=models/tools.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../models/tools.sh"
+. "$here/../models/tools.sh"
 find_vtest "$work"
 src=$vtest_avi
 log "vtest.avi: $src (sha256 OK)"

@@ -5,14 +5,14 @@
 #      at it with CONTAINERS_CONF; the system's own containers.conf is not touched
 #   3. makes the Debian 12 base image localhost/debian12-base:latest with debootstrap (minbase,
 #      from the Debian mirror this machine's apt uses), unless that image exists already
-#   4. podman build -f Dockerfile -t localhost/yoloanonymize:cpu (--network=host)
+#   4. podman build --target cpu -t localhost/yoloanonymize:cpu (--network=host) of Dockerfile
 #   5. runs samples/vtest-short.mp4 through the image into out/container/vtest-short-anonymized.mp4
 #      (samples/ and out/ mounted as volumes) and checks that it decodes to as many frames as the
 #      input (100); exits non-zero otherwise
 # Everything it writes is under out/container/ (git-ignored) or in podman's storage.
 #
 # Usage: scripts/container-build.sh [--gpu] [--no-run] [--rebuild-base] [--no-cache]
-#   --gpu           also build Dockerfile.gpu as localhost/yoloanonymize:gpu (large downloads;
+#   --gpu           also build Dockerfile's gpu target as localhost/yoloanonymize:gpu (large downloads;
 #                   the image is built, not run: that needs an NVIDIA GPU and driver)
 #   --no-run        build only, skip step 5
 #   --rebuild-base  make the base image again even if it exists
@@ -155,19 +155,19 @@ fi
 ca_bundle=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 secret_opts=()
 [[ -s "$ca_bundle" ]] && secret_opts=(--secret "id=cacert,src=$ca_bundle")
-build_image() { # DOCKERFILE TAG
-    local t0 log=$work/build-$2.log
-    ya_log "podman build -f $1 -t $image:$2 (log: $log) ..."
+build_image() { # TARGET (cpu or gpu, a stage of Dockerfile; also the image's tag)
+    local t0 log=$work/build-$1.log
+    ya_log "podman build --target $1 -t $image:$1 (log: $log) ..."
     t0=$(date +%s)
     podman build "${podman_opts[@]}" --network=host --build-arg BASE_IMAGE="$base_image" "${secret_opts[@]}" "${cache_opts[@]}" \
-        -f "$YA_REPO_ROOT/$1" -t "$image:$2" "$YA_REPO_ROOT" >"$log" 2>&1 || {
+        -f "$YA_REPO_ROOT/Dockerfile" --target "$1" -t "$image:$1" "$YA_REPO_ROOT" >"$log" 2>&1 || {
         tail -n 40 "$log" >&2
-        ya_die "podman build -f $1 failed (full log: $log)"
+        ya_die "podman build --target $1 failed (full log: $log)"
     }
-    ya_log "Built $image:$2 in $(($(date +%s) - t0)) s; $(podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$image:$2")"
+    ya_log "Built $image:$1 in $(($(date +%s) - t0)) s; $(podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$image:$1")"
 }
-build_image Dockerfile cpu
-((build_gpu == 0)) || build_image Dockerfile.gpu gpu
+build_image cpu
+((build_gpu == 0)) || build_image gpu
 
 # --- 5. Run the sample clip through the image -----------------------------------------------------
 ((run_sample == 1)) || { ya_log "--no-run: done."; exit 0; }

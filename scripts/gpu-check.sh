@@ -55,7 +55,12 @@ for ((i = 1; i <= $#; i++)); do
 done
 
 T0=$SECONDS
-log() { printf '[gpu-check %3ds] %s\n' $((SECONDS - T0)) "$*"; }
+# log: scripts/common.sh's, with the seconds since the start ("[gpu-check  42s] ...").
+YA_LOG_TAG=gpu-check YA_LOG_T0=$T0
+# shellcheck source=scripts/common.sh
+. "$repo/scripts/common.sh"
+# Not common.sh's die: a stop is logged on stdout as "STOPPED: ...", which the log file
+# ($OUT/gpu-check.log) is searched for below and the report quotes.
 die() { log "STOPPED: $*"; exit "${2:-1}"; }
 left() { echo $((budget - (SECONDS - T0))); }
 py() { python3 "$@"; }
@@ -189,15 +194,14 @@ glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
 need_glibc=$(sed -n 's/^GLIBC_\([0-9.]*\)$/\1/p' "$P/REQUIRES")
 need_cxx=$(sed -n 's/^GLIBCXX_\([0-9.]*\)$/\1/p' "$P/REQUIRES")
 info host "$os, kernel $(uname -r), glibc ${glibc:-?}, $(nproc) CPUs"
-vge() { [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]; }
-if [[ -z $glibc ]] || ! vge "$glibc" "$need_glibc"; then
+if [[ -z $glibc ]] || ! ya_version_ge "$glibc" "$need_glibc"; then
     stop "this host's glibc ${glibc:-(unknown)} is older than $need_glibc, which the payload (built on Debian 12) needs; build and pack on an older distribution, or run on a newer host" 4
 fi
 fallback=""
 host_cxx=$( (/sbin/ldconfig -p 2>/dev/null || ldconfig -p 2>/dev/null) | awk '/libstdc\+\+\.so\.6 .*x86-64/ {print $NF; exit}')
 have_cxx=""
 [[ -n $host_cxx ]] && have_cxx=$(py "$repo/scripts/gpu_elf.py" provides "$host_cxx" 2>/dev/null | sed -n 's/^GLIBCXX_\([0-9.]*\)$/\1/p' | sort -V | tail -n1)
-if [[ -z $have_cxx ]] || ! vge "$have_cxx" "$need_cxx"; then
+if [[ -z $have_cxx ]] || ! ya_version_ge "$have_cxx" "$need_cxx"; then
     fallback=$G/lib-fallback
 fi
 check "2 host" OK "glibc $glibc >= $need_glibc; libstdc++ ${have_cxx:-none} $([[ -n $fallback ]] && echo "< $need_cxx: using Debian 12's from lib-fallback/" || echo ">= $need_cxx: the host's")"
@@ -242,8 +246,7 @@ fi
 nframes=$(($(stat -c %s "$frames" 2>/dev/null || echo 0) / FRAME))
 ((nframes == 100)) || stop "decoding samples/vtest-short.mp4 with the payload's openh264dec gave $nframes frames, not 100: $(tail -n 3 "$work/runs/decode.log" | tr '\n' ' ')" 5
 # The models travel in the working tree; the element's default path is this build's source tree.
-# shellcheck source=scripts/versions.env
-. "$repo/scripts/versions.env"
+# (scripts/versions.env: sourced by scripts/common.sh above)
 MODEL=$repo/models/$MODEL_FILE
 for m in "$MODEL_FILE $MODEL_SHA256" "$MODEL_FP16_FILE $MODEL_FP16_SHA256"; do
     read -r mf ms <<<"$m"

@@ -8,52 +8,16 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use gst::prelude::*;
+mod common;
+
+use common::{build_example, count_frames, plugin_dir, repo, sample};
 
 const FRAMES: usize = 100;
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-/// `target/<profile>`, where cargo put this test (in `deps/`), the plugin and the examples.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
 
 /// Builds `examples/embed.rs` (a no-op when it is up to date) and returns the binary's path.
 fn rust_example() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let profile = profile_dir();
-        let profile_args: &[&str] = match profile.file_name().unwrap().to_str().unwrap() {
-            "debug" => &[],
-            "release" => &["--release"],
-            other => &["--profile", other],
-        };
-        let out = Command::new(env!("CARGO"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build",
-                "--example",
-                "embed",
-                "--message-format=json-render-diagnostics",
-            ])
-            .args(profile_args)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo");
-        assert!(out.status.success(), "cargo build --example embed failed");
-        // cargo says where it put the binary, whatever the target directory.
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "embed")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reports the example's executable")
-    })
+    BINARY.get_or_init(|| build_example("embed"))
 }
 
 /// A Python 3 that has PyGObject's GStreamer bindings: `$PYTHON3`, else `python3` on the PATH,
@@ -105,7 +69,7 @@ fn run(mut cmd: Command, name: &str) -> Run {
         dir.join(format!("{tag}.err")),
     );
     let mut child = cmd
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(repo(""))
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap())
@@ -149,7 +113,7 @@ fn rust_command(args: &[&Path]) -> Command {
 fn python_command(args: &[&Path]) -> Command {
     // Building the Rust example may rebuild the plugin: let that happen before Python loads it.
     rust_example();
-    let plugin_dir = profile_dir();
+    let plugin_dir = plugin_dir();
     assert!(
         plugin_dir.join("libgstyoloanonymize.so").exists(),
         "{} has no libgstyoloanonymize.so",
@@ -253,52 +217,25 @@ fn check_missing_input(name: &str, run: &Run, missing: &Path) {
     assert!(!run.stdout.contains("frame "), "{name}: {}", run.stdout);
 }
 
-/// Frames of a video file, decoded.
-fn count_frames(path: &Path) -> usize {
-    gst::init().unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location={} ! decodebin ! appsink name=sink sync=false",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut n = 0;
-    while sink.pull_sample().is_ok() {
-        n += 1;
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    n
-}
-
 #[test]
 fn rust_example_prints_the_regions_of_every_frame_and_writes_the_output() {
     let output = std::env::temp_dir().join(format!(
         "yoloanonymize-{}-embed-out.mp4",
         std::process::id()
     ));
-    let run = run(
-        rust_command(&[&repo("samples/vtest-short.mp4"), &output]),
-        "embed.rs",
-    );
+    let run = run(rust_command(&[&sample(), &output]), "embed.rs");
     check_sample_run("embed.rs", &run);
     let written = count_frames(&output);
     let _ = std::fs::remove_file(&output);
-    assert_eq!(written, FRAMES, "the encoded output has every frame");
+    assert_eq!(
+        written as usize, FRAMES,
+        "the encoded output has every frame"
+    );
 }
 
 #[test]
 fn python_example_prints_the_regions_of_every_frame() {
-    let run = run(
-        python_command(&[&repo("samples/vtest-short.mp4")]),
-        "embed.py",
-    );
+    let run = run(python_command(&[&sample()]), "embed.py");
     check_sample_run("embed.py", &run);
 }
 
@@ -309,4 +246,79 @@ fn examples_exit_non_zero_on_a_missing_input() {
     check_missing_input("embed.rs", &rust, &missing);
     let python = run(python_command(&[&missing]), "embed.py-missing");
     check_missing_input("embed.py", &python, &missing);
+}
+
+/// The quoted first arguments of the calls `call(` in `source` (Python: '...' or "..."), where
+/// `call` starts a name (`v(` does not match `rv(`).
+fn quoted_arguments(source: &str, call: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (at, _) in source.match_indices(call) {
+        let before = source[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &source[at + call.len()..];
+        let Some(quote) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            continue;
+        };
+        let end = rest[1..].find(quote).expect("closing quote");
+        out.push(rest[1..1 + end].to_string());
+    }
+    out
+}
+
+/// `examples/embed.py` cannot import the crate's names of the statistics message and its
+/// fields (`gstyoloanonymize::stats`): the ones it reads are checked here against them, and
+/// against those `examples/embed.rs` reads (through the constants).
+#[test]
+fn the_python_example_reads_the_statistics_by_their_names() {
+    use gstyoloanonymize::stats::{STATS_MESSAGE, field};
+    use std::collections::BTreeSet;
+    let py = std::fs::read_to_string(repo("examples/embed.py")).unwrap();
+    let messages = quoted_arguments(&py, "get_name() == ");
+    assert_eq!(
+        messages,
+        [STATS_MESSAGE],
+        "message names compared in embed.py"
+    );
+    // `s` is the statistics structure; `v` is its `get_value` in summary_text.
+    let read: BTreeSet<String> = quoted_arguments(&py, "s.get_value(")
+        .into_iter()
+        .chain(quoted_arguments(&py, "v("))
+        .collect();
+    let expected: BTreeSet<String> = [
+        field::EOS,
+        field::FRAMES,
+        field::FPS,
+        field::ANALYSED,
+        field::BATCHES,
+        field::PEOPLE,
+        field::REGIONS,
+        field::FRAMES_REDACTED_WHOLE,
+        field::FRAMES_LATE,
+        field::INFERENCE_MS_PER_BATCH,
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(read, expected, "statistics fields read by embed.py");
+    // embed.rs reads the same fields, by the constants.
+    let rs = std::fs::read_to_string(repo("examples/embed.rs")).unwrap();
+    for name in [
+        "EOS",
+        "FRAMES",
+        "FPS",
+        "ANALYSED",
+        "BATCHES",
+        "PEOPLE",
+        "REGIONS",
+        "FRAMES_REDACTED_WHOLE",
+        "FRAMES_LATE",
+        "INFERENCE_MS_PER_BATCH",
+    ] {
+        assert!(
+            rs.contains(&format!("field::{name})")),
+            "embed.rs does not read field::{name}"
+        );
+    }
 }

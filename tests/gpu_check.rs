@@ -4,12 +4,13 @@
 //! parsing of `gst-launch-1.0 -m` output give the numbers they should. Needs bash, python3 and
 //! coreutils, as the scripts do.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::repo;
+use gstyoloanonymize::stats::{PROVIDER_MESSAGE, STATS_MESSAGE, field, provider_field};
 
 fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
@@ -84,7 +85,7 @@ fn make_pack(root: &Path) -> PathBuf {
 
 fn gpu_check(pack: &Path, stage: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new("bash")
-        .arg(repo().join("scripts/gpu-check.sh"))
+        .arg(repo("scripts/gpu-check.sh"))
         .args(args)
         .env("YA_GPU_PACK", pack)
         .env("STAGE", stage)
@@ -167,7 +168,7 @@ fn the_payload_is_assembled_from_checked_parts_and_a_bad_part_is_named() {
 }
 
 fn gpu_check_py(args: &[&str]) -> serde_json::Value {
-    let script = repo().join("benches/gpu_check.py");
+    let script = repo("benches/gpu_check.py");
     let mut all = vec![script.to_str().unwrap()];
     all.extend_from_slice(args);
     let out = python(&all);
@@ -247,15 +248,28 @@ fn detections_are_compared_person_by_person() {
 #[test]
 fn gst_launch_messages_give_steady_frames_per_second_and_totals() {
     let t = tempfile::tempdir().unwrap();
+    // The message and field names are the element's (src/stats.rs), as gpu_check.py must read them.
     let stats = |eos: bool, fps: f64, frames: u64| {
         format!(
-            "Got message #{frames} from element \"ya{}\" (element): yoloanonymize-stats, eos=(boolean){eos}, fps=(double){fps}, frames=(guint64){frames}, analysed=(guint64){frames}, batches=(guint64){}, inference-ms=(double)10.5, batches-merged=(guint64)3;\n",
+            "Got message #{frames} from element \"ya{}\" (element): {STATS_MESSAGE}, {}=(boolean){eos}, {}=(double){fps}, {}=(guint64){frames}, {}=(guint64){frames}, {}=(guint64){}, {}=(double)10.5, {}=(guint64)3;\n",
             frames % 2,
-            frames / 8
+            field::EOS,
+            field::FPS,
+            field::FRAMES,
+            field::ANALYSED,
+            field::BATCHES,
+            frames / 8,
+            field::INFERENCE_MS,
+            field::BATCHES_MERGED,
         )
     };
-    let mut log = String::from(
-        "Got message #3 from element \"ya0\" (element): yoloanonymize-provider, requested=(string)cuda, provider=(string)cuda:0, shared-worker=(string)\"auto:\\ /m/yolo.onnx\\ on\\ cuda:0\", streams=(uint)2, note=(string)\"\";\n",
+    let mut log = format!(
+        "Got message #3 from element \"ya0\" (element): {PROVIDER_MESSAGE}, {}=(string)cuda, {}=(string)cuda:0, {}=(string)\"auto:\\ /m/yolo.onnx\\ on\\ cuda:0\", {}=(uint)2, {}=(string)\"\";\n",
+        provider_field::REQUESTED,
+        provider_field::PROVIDER,
+        provider_field::SHARED_WORKER,
+        provider_field::STREAMS,
+        provider_field::NOTE,
     );
     // ya0: reports 50 (warm-up, left out), 100, 120, 110 -> median 110; ya1: 999 (left out), 40, 60 -> 50.
     for (fps, n) in [(50.0, 100), (100.0, 200), (120.0, 300), (110.0, 400)] {

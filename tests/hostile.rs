@@ -17,7 +17,7 @@ mod cli {
     use std::process::{Command, Output, Stdio};
     use std::time::{Duration, Instant};
 
-    use super::common::{cli_binary, count_frames, listing, make_clip, run_launch, text};
+    use super::common::{cli, cli_binary, count_frames, listing, make_clip, run_launch, text};
 
     /// Flags that make the runs that reach the model quick (the checks under test do not depend
     /// on them): ONNX Runtime's CPU provider (no OpenVINO compilation) and a small network input.
@@ -28,14 +28,6 @@ mod cli {
 
     fn s(p: &Path) -> &str {
         p.to_str().unwrap()
-    }
-
-    /// Runs the tool with `args`.
-    fn cli(args: &[&str]) -> Output {
-        Command::new(cli_binary())
-            .args(args)
-            .output()
-            .expect("run yoloanonymize-cli")
     }
 
     /// Runs the tool with `args` and [`QUICK`].
@@ -574,42 +566,13 @@ mod rtsp_serve {
     use std::sync::OnceLock;
     use std::time::Duration;
 
-    use super::common::{repo, text};
+    use super::common::{build_example, repo, text};
 
     /// Builds `examples/rtsp-serve.rs` with the profile of this test (a no-op when it is up to
     /// date, as under `cargo test --all-targets`) and returns its path.
     fn example() -> &'static PathBuf {
         static BINARY: OnceLock<PathBuf> = OnceLock::new();
-        BINARY.get_or_init(build_example)
-    }
-
-    fn build_example() -> PathBuf {
-        let exe = std::env::current_exe().unwrap();
-        let profile = exe.parent().unwrap().parent().unwrap();
-        let profile_args: &[&str] = match profile.file_name().unwrap().to_str().unwrap() {
-            "debug" => &[],
-            "release" => &["--release"],
-            other => &["--profile", other],
-        };
-        let out = Command::new(env!("CARGO"))
-            .current_dir(repo(""))
-            .args(["build", "--example", "rtsp-serve", "--message-format=json"])
-            .args(profile_args)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo");
-        assert!(
-            out.status.success(),
-            "cargo build --example rtsp-serve failed"
-        );
-        text(&out.stdout)
-            .lines()
-            .filter(|l| l.contains("\"compiler-artifact\"") && l.contains("\"rtsp-serve\""))
-            .find_map(|l| {
-                let (_, rest) = l.split_once("\"executable\":\"")?;
-                rest.split_once('"').map(|(p, _)| PathBuf::from(p))
-            })
-            .expect("cargo reports the example's executable")
+        BINARY.get_or_init(|| build_example("rtsp-serve"))
     }
 
     /// A running server, killed when dropped, and the URL it printed.

@@ -1,25 +1,19 @@
 //! The element under hostile input: paths that are not files, an audit trail that cannot be
 //! written, the extremes of every property range, formats it does not take. Each case asserts
 //! the error text, that nothing was lost or left behind, and that nothing panicked or hung.
+//!
+//! The FIFO test measures how long the refusal takes: it holds `common::timing()`, the other
+//! tests `common::shared()` (see tests/common/mod.rs).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstyoloanonymize::plugin_register_static().expect("register plugin");
-    });
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{appsink, init, listing, plugin_dir, pull_ready, shared, timing};
 
 /// A folder of its own for one test, removed when dropped.
 struct Scratch(PathBuf);
@@ -33,12 +27,7 @@ impl Scratch {
     }
 
     fn entries(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
+        listing(&self.0)
     }
 }
 
@@ -68,11 +57,7 @@ fn run(props: &str, n: u32, limit: Duration) -> Run {
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let sink = appsink(&pipeline, "sink");
     let started = pipeline.set_state(gst::State::Playing).is_ok();
     let bus = pipeline.bus().unwrap();
     let mut r = Run {
@@ -83,9 +68,7 @@ fn run(props: &str, n: u32, limit: Duration) -> Run {
     };
     let deadline = Instant::now() + limit;
     loop {
-        while sink.try_pull_sample(gst::ClockTime::ZERO).is_some() {
-            r.frames += 1;
-        }
+        r.frames += pull_ready(&sink, gst::ClockTime::ZERO).len();
         let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) else {
             assert!(
                 Instant::now() < deadline,
@@ -100,12 +83,7 @@ fn run(props: &str, n: u32, limit: Duration) -> Run {
             }
             gst::MessageView::Warning(w) => r.warnings.push(w.error().to_string()),
             gst::MessageView::Eos(_) => {
-                while sink
-                    .try_pull_sample(gst::ClockTime::from_mseconds(10))
-                    .is_some()
-                {
-                    r.frames += 1;
-                }
+                r.frames += pull_ready(&sink, gst::ClockTime::from_mseconds(10)).len();
                 break;
             }
             _ => {}
@@ -117,6 +95,7 @@ fn run(props: &str, n: u32, limit: Duration) -> Run {
 
 #[test]
 fn a_fifo_as_model_is_refused_without_waiting_for_a_writer() {
+    let _timing = timing();
     let d = Scratch::new("fifo");
     let fifo = d.0.join("model.onnx");
     let ok = Command::new("mkfifo")
@@ -158,6 +137,7 @@ fn a_fifo_as_model_is_refused_without_waiting_for_a_writer() {
 
 #[test]
 fn a_detections_file_that_is_a_device_or_a_folder_is_refused_at_start() {
+    let _shared = shared();
     let d = Scratch::new("devices");
     for (path, what) in [
         (PathBuf::from("/dev/full"), "a FIFO, a socket or a device"),
@@ -186,6 +166,7 @@ fn a_detections_file_that_is_a_device_or_a_folder_is_refused_at_start() {
 
 #[test]
 fn the_detections_file_is_renamed_into_place_only_at_eos() {
+    let _shared = shared();
     let d = Scratch::new("rename");
     let audit = d.0.join("audit.jsonl");
     std::fs::write(&audit, "an older trail\n").unwrap();
@@ -239,7 +220,7 @@ fn the_detections_file_is_renamed_into_place_only_at_eos() {
 /// gst-launch-1.0 in a child process whose files may not grow beyond `fsize` bytes (SIGXFSZ
 /// ignored, so a write past it fails with EFBIG instead of killing the process).
 fn launch_limited(fsize: u64, pipeline: &str) -> (bool, String) {
-    let plugin = repo().join("target/release");
+    let plugin = plugin_dir();
     // The registry is brought up to date first, without the limit (writing it would fail).
     let ok = Command::new("gst-inspect-1.0")
         .arg("yoloanonymize")
@@ -267,6 +248,7 @@ fn launch_limited(fsize: u64, pipeline: &str) -> (bool, String) {
 
 #[test]
 fn an_audit_trail_that_cannot_be_written_is_heard() {
+    let _shared = shared();
     if Command::new("prlimit").arg("--version").output().is_err() {
         println!("skipped: prlimit (util-linux) is not installed");
         return;
@@ -311,7 +293,8 @@ fn an_audit_trail_that_cannot_be_written_is_heard() {
 
 #[test]
 fn an_unsupported_format_in_gst_launch_gets_the_advice() {
-    let plugin = repo().join("target/release");
+    let _shared = shared();
+    let plugin = plugin_dir();
     let out = Command::new("gst-launch-1.0")
         .args([
             "videotestsrc",
@@ -343,6 +326,7 @@ fn an_unsupported_format_in_gst_launch_gets_the_advice() {
 /// The extreme values of the property ranges, together: no panic, no hang, every frame out.
 #[test]
 fn the_extremes_of_the_property_ranges_are_safe() {
+    let _shared = shared();
     for props in [
         "batch-size=32 conf-threshold=0 iou-threshold=0 keypoint-threshold=0 margin=2 pixel-size=1024 hold-frames=1000 detect-interval=100 fill-color=16777215 method=fill targets=eyes+face+body threads=256",
         "batch-size=1 conf-threshold=1 iou-threshold=1 keypoint-threshold=1 margin=0 pixel-size=0 hold-frames=0 detect-interval=1 method=pixelate max-latency=18446744073709551615",

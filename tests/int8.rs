@@ -3,21 +3,18 @@
 //! calibration frames): it finds the float32 model's people and their confident eyes within the
 //! region padding the engine gives int8, and `precision=auto` picks it on OpenVINO.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use gst::prelude::*;
-use gst_video::prelude::*;
+use std::path::Path;
+
 use gstyoloanonymize::decode::decode_batch;
 use gstyoloanonymize::detection::Detection;
 use gstyoloanonymize::engine::{
     Device, Engine, EngineConfig, INT8_CONF_OFFSET, INT8_REGION_PAD, Precision, int8_variant,
 };
-use gstyoloanonymize::frame::{FrameRef, PixelFormat};
 use gstyoloanonymize::preprocess::{Letterbox, Preprocessor};
 
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
+use common::{Frame, frame_ref, i420_frames, repo, sample};
 
 /// `KEY=value` of scripts/versions.env.
 fn version(key: &str) -> Option<String> {
@@ -25,38 +22,6 @@ fn version(key: &str) -> Option<String> {
         .unwrap()
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
-}
-
-struct Frame {
-    info: gst_video::VideoInfo,
-    buffer: gst::Buffer,
-}
-
-fn frames_of(path: &Path) -> Vec<Frame> {
-    gst::init().unwrap();
-    let desc = format!(
-        "filesrc location={} ! decodebin ! video/x-raw,format=I420 ! appsink name=sink sync=false",
-        path.display()
-    );
-    let pipeline = gst::parse::launch(&desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut out = Vec::new();
-    while let Ok(s) = sink.pull_sample() {
-        out.push(Frame {
-            info: gst_video::VideoInfo::from_caps(s.caps().unwrap()).unwrap(),
-            buffer: s.buffer_owned().unwrap(),
-        });
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    out
 }
 
 fn load(model: &Path, device: Device, precision: Precision) -> Engine {
@@ -91,21 +56,7 @@ fn detections(engine: &mut Engine, frames: &[Frame]) -> (Vec<Vec<Detection>>, f3
         for f in chunk {
             let vf = gst_video::VideoFrameRef::from_buffer_ref_readable(f.buffer.as_ref(), &f.info)
                 .unwrap();
-            let fr = FrameRef {
-                format: PixelFormat::I420,
-                width: vf.width() as usize,
-                height: vf.height() as usize,
-                planes: [
-                    vf.plane_data(0).unwrap(),
-                    vf.plane_data(1).unwrap(),
-                    vf.plane_data(2).unwrap(),
-                ],
-                strides: [
-                    vf.plane_stride()[0] as usize,
-                    vf.plane_stride()[1] as usize,
-                    vf.plane_stride()[2] as usize,
-                ],
-            };
+            let fr = frame_ref(&vf);
             let l = Letterbox::new(fr.width, fr.height, 640);
             let start = input.len();
             input.resize(start + l.tensor_len(), 0.0);
@@ -137,7 +88,7 @@ fn the_int8_model_finds_the_people_and_eyes_the_fp32_model_finds() {
         "{} is missing (models/quantize-nncf.sh)",
         int8_path.display()
     );
-    let frames = frames_of(&repo("samples/vtest-short.mp4"));
+    let frames = i420_frames(&sample());
     assert_eq!(frames.len(), 100);
 
     let mut fp32 = load(&fp32_path, Device::Cpu, Precision::Fp32);

@@ -1,92 +1,22 @@
 //! Pipeline tests on the bundled cut of `vtest.avi` (`samples/vtest-short.mp4`, 100 frames):
 //! people's eyes are covered in the output, and frame count and timestamps match the input.
 //! Also parses and runs every pipeline description in `pipelines/`.
+//!
+//! `pipelines_directory_parses_and_runs` streams live RTSP cameras against timeouts: it holds
+//! `common::timing()`, the other tests `common::shared()` (see tests/common/mod.rs).
+
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use gst::prelude::*;
-use gst_video::prelude::*;
 use gstyoloanonymize::decode::decode_batch;
 use gstyoloanonymize::detection::Detection;
 use gstyoloanonymize::engine::{Device, Engine, EngineConfig};
-use gstyoloanonymize::frame::{FrameRef, PixelFormat};
 use gstyoloanonymize::preprocess::{Letterbox, Preprocessor};
+use gstyoloanonymize::stats::{PROVIDER_MESSAGE, STATS_MESSAGE, field, provider_field};
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstyoloanonymize::plugin_register_static().expect("register plugin");
-    });
-}
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-struct Frame {
-    pts: gst::ClockTime,
-    info: gst_video::VideoInfo,
-    buffer: gst::Buffer,
-}
-
-/// Runs `desc` (which ends in `appsink name=sink`) to EOS and returns every frame.
-fn frames_of(desc: &str) -> Vec<Frame> {
-    init();
-    let pipeline = gst::parse::launch(desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    sink.set_sync(false);
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut out = Vec::new();
-    while let Ok(s) = sink.pull_sample() {
-        let info = gst_video::VideoInfo::from_caps(s.caps().unwrap()).unwrap();
-        let buffer = s.buffer_owned().unwrap();
-        out.push(Frame {
-            pts: buffer.pts().unwrap(),
-            info,
-            buffer,
-        });
-    }
-    let bus = pipeline.bus().unwrap();
-    while let Some(m) = bus.pop() {
-        if let gst::MessageView::Error(e) = m.view() {
-            panic!("{desc}: {} {:?}", e.error(), e.debug());
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    out
-}
-
-fn frame_ref<'a>(vf: &'a gst_video::VideoFrameRef<&gst::BufferRef>) -> FrameRef<'a> {
-    assert_eq!(
-        vf.format(),
-        gst_video::VideoFormat::I420,
-        "the decoder gives I420"
-    );
-    FrameRef {
-        format: PixelFormat::I420,
-        width: vf.width() as usize,
-        height: vf.height() as usize,
-        planes: [
-            vf.plane_data(0).unwrap(),
-            vf.plane_data(1).unwrap(),
-            vf.plane_data(2).unwrap(),
-        ],
-        strides: [
-            vf.plane_stride()[0] as usize,
-            vf.plane_stride()[1] as usize,
-            vf.plane_stride()[2] as usize,
-        ],
-    }
-}
+use common::{Frame, appsink, frame_ref, frames_of, init, pull_all, repo, sample, shared, timing};
 
 /// The detections a per-frame reference run of the default model reports (input-size 640,
 /// confidence 0.25, IoU 0.7), computed with the library directly rather than the element.
@@ -128,7 +58,8 @@ fn detections_of(model: &Path, frames: &[Frame]) -> Vec<Vec<Detection>> {
 
 #[test]
 fn eyes_are_covered_on_the_sample_clip_and_frames_match() {
-    let sample = repo("samples/vtest-short.mp4");
+    let _shared = shared();
+    let sample = sample();
     let src = format!("filesrc location={} ! decodebin", sample.display());
     let input = frames_of(&format!("{src} ! appsink name=sink"));
     // No videoconvert: the element takes the decoder's I420 as it is.
@@ -272,6 +203,7 @@ fn pipelines_directory_parses_and_runs() {
 
     use gst::glib;
     use gst_rtsp_server::prelude::*;
+    let _timing = timing();
 
     /// Runs `pipeline` to EOS, at most `timeout`; panics on an error or a timeout.
     fn run_to_eos(what: &str, pipeline: &gst::Pipeline, timeout: Duration) {
@@ -394,7 +326,7 @@ fn pipelines_directory_parses_and_runs() {
     init();
     let tmp = std::env::temp_dir().join(format!("yoloanonymize-{}-pipelines", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
-    let sample = repo("samples/vtest-short.mp4");
+    let sample = sample();
 
     // Inputs: the first 30 frames of the sample (identity lets 30 buffers through and ends the
     // stream at the 31st), and the same with a 3-second AAC track.
@@ -603,7 +535,7 @@ type StreamRun = (Vec<gst::ClockTime>, Vec<Vec<u8>>, u64, u32);
 /// Two streams of the sample clip (one mirrored) through two elements of one pipeline.
 fn two_streams(shared_worker: &str) -> Vec<StreamRun> {
     init();
-    let sample = repo("samples/vtest-short.mp4");
+    let sample = sample();
     let branch = |name: &str, flip: &str| {
         format!(
             "filesrc location={} ! decodebin ! {flip} videoconvert ! video/x-raw,format=I420 \
@@ -624,13 +556,9 @@ fn two_streams(shared_worker: &str) -> Vec<StreamRun> {
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut out = Vec::new();
     for name in ["a", "b"] {
-        let sink = pipeline
-            .by_name(&format!("sink_{name}"))
-            .unwrap()
-            .downcast::<gst_app::AppSink>()
-            .unwrap();
+        let sink = appsink(&pipeline, &format!("sink_{name}"));
         let (mut pts, mut bytes) = (Vec::new(), Vec::new());
-        while let Ok(s) = sink.pull_sample() {
+        for s in pull_all(&sink) {
             let b = s.buffer().unwrap();
             pts.push(b.pts().unwrap());
             bytes.push(b.map_readable().unwrap().to_vec());
@@ -645,11 +573,11 @@ fn two_streams(shared_worker: &str) -> Vec<StreamRun> {
             gst::MessageView::Error(e) => panic!("{desc}: {} {:?}", e.error(), e.debug()),
             gst::MessageView::Element(e) => {
                 let s = e.structure().unwrap();
-                if s.name() == "yoloanonymize-stats" && s.get::<bool>("eos").unwrap() {
-                    out[i].2 = s.get::<u64>("batches-merged").unwrap();
+                if s.name() == STATS_MESSAGE && s.get::<bool>(field::EOS).unwrap() {
+                    out[i].2 = s.get::<u64>(field::BATCHES_MERGED).unwrap();
                 }
-                if s.name() == "yoloanonymize-provider" {
-                    out[i].3 = s.get::<u32>("streams").unwrap();
+                if s.name() == PROVIDER_MESSAGE {
+                    out[i].3 = s.get::<u32>(provider_field::STREAMS).unwrap();
                 }
             }
             _ => {}
@@ -664,6 +592,7 @@ fn two_streams(shared_worker: &str) -> Vec<StreamRun> {
 /// stream to the other), in order, with its timestamps.
 #[test]
 fn shared_worker_never_mixes_streams() {
+    let _shared = shared();
     let shared = two_streams("test-two-streams");
     let private = two_streams("none");
     for (i, (s, p)) in shared.iter().zip(&private).enumerate() {
@@ -701,7 +630,8 @@ fn shared_worker_never_mixes_streams() {
 /// which checks the file, not CUDA's float16 arithmetic.
 #[test]
 fn the_fp16_model_finds_the_people_the_fp32_model_finds() {
-    let sample = repo("samples/vtest-short.mp4");
+    let _shared = shared();
+    let sample = sample();
     let all = frames_of(&format!(
         "filesrc location={} ! decodebin ! appsink name=sink",
         sample.display()

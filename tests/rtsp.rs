@@ -11,9 +11,11 @@
 //!
 //! Every wait has a timeout, so a broken server or element fails the test instead of hanging.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -21,22 +23,13 @@ use gst::prelude::*;
 use gst_base::prelude::BaseSinkExt;
 use gst_rtsp_server::prelude::*;
 use gst_video::prelude::*;
+use gstyoloanonymize::stats::{STATS_MESSAGE, field};
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstyoloanonymize::plugin_register_static().expect("register plugin");
-    });
-}
+use common::{init, sample, timing};
 
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-/// The tests stream in real time and measure delays: running them at once on a small machine
-/// would make each late because of the others.
-static SERIAL: Mutex<()> = Mutex::new(());
+// The tests stream in real time and measure delays: running them at once on a small machine
+// would make each late because of the others. Each holds `common::timing()` (see
+// tests/common/mod.rs), so they run one at a time.
 
 /// An RTSP server on 127.0.0.1 (a port the system picks) serving `launch` at `/cam`, with its
 /// own main loop on its own thread. Each client gets its own media, started from the beginning.
@@ -145,7 +138,7 @@ fn camera_launch(frames: Option<u32>) -> String {
     });
     format!(
         "( filesrc location={} ! qtdemux ! h264parse config-interval=-1 ! {cut}valve name=valve ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
-        repo("samples/vtest-short.mp4").display()
+        sample().display()
     )
 }
 
@@ -210,11 +203,7 @@ impl Run {
             .downcast::<gst::Pipeline>()
             .unwrap();
         let anon = pipeline.by_name("anon").unwrap();
-        let sink = pipeline
-            .by_name("sink")
-            .unwrap()
-            .downcast::<gst_app::AppSink>()
-            .unwrap();
+        let sink = common::appsink(&pipeline, "sink");
         let seen = Arc::new(Mutex::new(Seen::default()));
 
         // Into the element: a copy of each frame, and when it came.
@@ -322,7 +311,7 @@ impl Run {
                         .push(format!("{from}: {} ({:?})", w.error(), w.debug()))
                 }
                 gst::MessageView::Element(e) => {
-                    if let Some(s) = e.structure().filter(|s| s.name() == "yoloanonymize-stats") {
+                    if let Some(s) = e.structure().filter(|s| s.name() == STATS_MESSAGE) {
                         self.log.stats.push(s.to_owned());
                     }
                 }
@@ -367,7 +356,7 @@ fn temp(name: &str) -> TempFile {
 
 #[test]
 fn live_rtsp_camera_is_anonymized_on_time() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _timing = timing();
     const FRAMES: u32 = 40;
     init();
     let camera = Camera::start(&camera_launch(Some(FRAMES)));
@@ -513,17 +502,17 @@ fn live_rtsp_camera_is_anonymized_on_time() {
         n_out - whole
     );
     let last = run.log.stats.last().expect("statistics posted");
-    assert!(last.get::<bool>("eos").unwrap(), "statistics at EOS");
-    assert_eq!(last.get::<u64>("frames").unwrap(), n_out as u64);
+    assert!(last.get::<bool>(field::EOS).unwrap(), "statistics at EOS");
+    assert_eq!(last.get::<u64>(field::FRAMES).unwrap(), n_out as u64);
     assert_eq!(
-        last.get::<u64>("frames-redacted-whole").unwrap(),
+        last.get::<u64>(field::FRAMES_REDACTED_WHOLE).unwrap(),
         whole as u64
     );
 }
 
 #[test]
 fn camera_going_away_ends_the_pipeline() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _timing = timing();
     init();
     let camera = Camera::start(&camera_launch(None));
     let audit = temp("rtsp-stop.jsonl");
@@ -568,7 +557,7 @@ fn camera_going_away_ends_the_pipeline() {
 
 #[test]
 fn silent_camera_is_caught_by_the_watchdog() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _timing = timing();
     init();
     let camera = Camera::start(&camera_launch(None));
     let audit = temp("rtsp-silent.jsonl");

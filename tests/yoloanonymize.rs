@@ -2,26 +2,20 @@
 //! and a clear error for each kind of bad input.
 //!
 //! The real bundled model runs at `input-size=64` on 64x48 frames, so each batch is cheap.
+//!
+//! The test that measures how long frames stay in the element
+//! (`live_stream_with_a_too_slow_model_keeps_frames_on_time`) holds `common::timing()`, every
+//! other test `common::shared()`, so that it runs alone (see tests/common/mod.rs).
+
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use gst::glib;
 use gst::prelude::*;
+use gstyoloanonymize::stats::{PROVIDER_MESSAGE, STATS_MESSAGE, field, provider_field};
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstyoloanonymize::plugin_register_static().expect("register plugin");
-    });
-}
-
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-}
+use common::{data, init, pull_ready, repo, sample, shared, timing};
 
 const W: usize = 64;
 const H: usize = 48;
@@ -106,21 +100,25 @@ fn run_n(batch: u32, n: u64) {
 
 #[test]
 fn n_frames_in_n_out_in_order_batch_1() {
+    let _shared = shared();
     run_n(1, 7);
 }
 
 #[test]
 fn n_frames_in_n_out_in_order_batch_3() {
+    let _shared = shared();
     run_n(3, 10);
 }
 
 #[test]
 fn n_frames_in_n_out_in_order_batch_8() {
+    let _shared = shared();
     run_n(8, 21);
 }
 
 #[test]
 fn detect_interval_keeps_every_frame_in_order() {
+    let _shared = shared();
     // The model runs on frames 0, 3, 6, ...: batches of 2 analysed frames hold 6 frames, and the
     // last batch (frames 12..14) is drained at EOS; 13 and 14 are analysed by nobody but still
     // come out.
@@ -136,6 +134,7 @@ fn detect_interval_keeps_every_frame_in_order() {
 #[test]
 fn every_supported_format_passes_through_in_place() {
     use gst_video::VideoFormat as F;
+    let _shared = shared();
     init();
     for format in [
         F::I420,
@@ -185,6 +184,7 @@ fn every_supported_format_passes_through_in_place() {
 
 #[test]
 fn partial_batch_is_drained_at_eos() {
+    let _shared = shared();
     let mut h = harness(&[("batch-size", &8u32)]);
     for i in 0..5 {
         h.push(frame(i)).unwrap();
@@ -207,6 +207,7 @@ fn partial_batch_is_drained_at_eos() {
 
 #[test]
 fn flush_drops_held_frames_and_keeps_going() {
+    let _shared = shared();
     let mut h = harness(&[("batch-size", &4u32)]);
     for i in 0..6 {
         h.push(frame(i)).unwrap();
@@ -233,6 +234,7 @@ fn flush_drops_held_frames_and_keeps_going() {
 
 #[test]
 fn latency_query_adds_held_frames() {
+    let _shared = shared();
     let mut h = harness(&[("batch-size", &4u32)]);
     h.push(frame(0)).unwrap();
     let latency = h.query_latency().expect("latency answered");
@@ -245,6 +247,7 @@ fn latency_query_adds_held_frames() {
 
 #[test]
 fn properties_have_documented_defaults_and_ranges() {
+    let _shared = shared();
     let e = element(&[]);
     assert_eq!(e.property::<u32>("batch-size"), 4);
     assert_eq!(e.property::<String>("device"), "auto");
@@ -301,7 +304,7 @@ fn run_pipeline(el: &gst::Element, caps: gst::Caps, frames: Vec<gst::Buffer>) ->
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        while let Some(s) = sink.try_pull_sample(gst::ClockTime::ZERO) {
+        for s in pull_ready(&sink, gst::ClockTime::ZERO) {
             run.frames.push(s.buffer_owned().unwrap());
         }
         match bus.timed_pop(gst::ClockTime::from_mseconds(20)) {
@@ -311,14 +314,13 @@ fn run_pipeline(el: &gst::Element, caps: gst::Caps, frames: Vec<gst::Buffer>) ->
                     break;
                 }
                 gst::MessageView::Element(e)
-                    if e.structure()
-                        .is_some_and(|s| s.name() == "yoloanonymize-provider") =>
+                    if e.structure().is_some_and(|s| s.name() == PROVIDER_MESSAGE) =>
                 {
                     run.provider = e.structure().map(|s| {
                         format!(
                             "provider={} note={}",
-                            s.get::<String>("provider").unwrap(),
-                            s.get::<String>("note").unwrap()
+                            s.get::<String>(provider_field::PROVIDER).unwrap(),
+                            s.get::<String>(provider_field::NOTE).unwrap()
                         )
                     });
                 }
@@ -327,7 +329,7 @@ fn run_pipeline(el: &gst::Element, caps: gst::Caps, frames: Vec<gst::Buffer>) ->
                         .push(format!("{} | {:?}", w.error(), w.debug()))
                 }
                 gst::MessageView::Eos(_) => {
-                    while let Some(s) = sink.try_pull_sample(gst::ClockTime::from_mseconds(10)) {
+                    for s in pull_ready(&sink, gst::ClockTime::from_mseconds(10)) {
                         run.frames.push(s.buffer_owned().unwrap());
                     }
                     break;
@@ -353,6 +355,7 @@ fn start_error(props: &[(&str, &dyn ToValue)]) -> String {
 
 #[test]
 fn missing_model_names_the_path() {
+    let _shared = shared();
     let e = start_error(&[("model", &"/nonexistent/dir/model.onnx")]);
     assert!(
         e.contains("/nonexistent/dir/model.onnx") && e.contains("cannot read model file"),
@@ -362,6 +365,7 @@ fn missing_model_names_the_path() {
 
 #[test]
 fn unreadable_model_names_the_path() {
+    let _shared = shared();
     let dir = std::env::temp_dir().join(format!("yoloanonymize-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // A directory is not a readable model file.
@@ -371,6 +375,7 @@ fn unreadable_model_names_the_path() {
 
 #[test]
 fn non_onnx_file_is_rejected() {
+    let _shared = shared();
     let p = data("not-onnx.onnx");
     let e = start_error(&[("model", &p.to_str().unwrap())]);
     assert!(
@@ -381,6 +386,7 @@ fn non_onnx_file_is_rejected() {
 
 #[test]
 fn wrong_output_contract_names_expected_and_found() {
+    let _shared = shared();
     let p = data("wrong-output.onnx");
     let e = start_error(&[("model", &p.to_str().unwrap())]);
     assert!(e.contains("not a YOLO pose model"), "{e}");
@@ -392,6 +398,7 @@ fn wrong_output_contract_names_expected_and_found() {
 
 #[test]
 fn wrong_input_contract_names_expected_and_found() {
+    let _shared = shared();
     let p = data("wrong-input.onnx");
     let e = start_error(&[("model", &p.to_str().unwrap())]);
     assert!(
@@ -402,12 +409,14 @@ fn wrong_input_contract_names_expected_and_found() {
 
 #[test]
 fn bad_device_is_an_error() {
+    let _shared = shared();
     let e = start_error(&[("device", &"tpu")]);
     assert!(e.contains("unknown device 'tpu'"), "{e}");
 }
 
 #[test]
 fn explicit_cuda_without_cuda_is_an_error_and_auto_falls_back() {
+    let _shared = shared();
     if gstyoloanonymize::engine::nvidia_driver_present() {
         println!("skipped: an NVIDIA driver is installed here, so CUDA may be usable");
         return;
@@ -455,6 +464,7 @@ fn explicit_cuda_without_cuda_is_an_error_and_auto_falls_back() {
 #[test]
 #[ignore]
 fn child_gpu_build_without_driver() {
+    let _shared = shared();
     let e = start_error(&[("device", &"cuda")]);
     println!("CHILD-CUDA-ERROR: {e}");
     let e = start_error(&[("device", &"openvino")]);
@@ -474,11 +484,10 @@ fn child_gpu_build_without_driver() {
 /// CUDA 13 library. device=auto runs on the CPU and says why.
 #[test]
 fn gpu_build_without_the_cuda_runtime_names_each_missing_library() {
+    let _shared = shared();
     let cpu_lib = std::env::var_os("ORT_DYLIB_PATH")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps/onnxruntime/libonnxruntime.so")
-        });
+        .unwrap_or_else(|| repo(".deps/onnxruntime/libonnxruntime.so"));
     let cpu_lib = cpu_lib
         .canonicalize()
         .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh", cpu_lib.display()));
@@ -526,6 +535,7 @@ fn gpu_build_without_the_cuda_runtime_names_each_missing_library() {
 
 #[test]
 fn half_precision_on_the_cpu_says_it_does_not_help_and_keeps_fp32() {
+    let _shared = shared();
     let el = element(&[("device", &"cpu"), ("half-precision", &true)]);
     let run = run_pipeline(&el, caps(), vec![frame(0), frame(1)]);
     assert!(run.errors.is_empty(), "{:?}", run.errors);
@@ -546,6 +556,7 @@ fn half_precision_on_the_cpu_says_it_does_not_help_and_keeps_fp32() {
 
 #[test]
 fn unsupported_caps_are_a_clear_error() {
+    let _shared = shared();
     let el = element(&[]);
     let gray = gst_video::VideoInfo::builder(gst_video::VideoFormat::Gray8, 64, 48)
         .fps(gst::Fraction::new(10, 1))
@@ -566,6 +577,7 @@ fn unsupported_caps_are_a_clear_error() {
 
 #[test]
 fn failed_inference_redacts_whole_frames_and_warns() {
+    let _shared = shared();
     // Loads and matches the contract, but its Reshape fails on a 64x48 input.
     let p = data("fails-at-run.onnx");
     let el = element(&[("model", &p.to_str().unwrap()), ("batch-size", &2u32)]);
@@ -621,12 +633,14 @@ fn run_child(name: &str, ort_lib: &Path) -> String {
 #[test]
 #[ignore]
 fn child_missing_library() {
+    let _shared = shared();
     let e = start_error(&[]);
     println!("CHILD-ERROR: {e}");
 }
 
 #[test]
 fn missing_onnx_runtime_says_where_it_looked_and_how_to_install() {
+    let _shared = shared();
     let stdout = run_child(
         "child_missing_library",
         Path::new("/nonexistent/libonnxruntime.so"),
@@ -665,6 +679,7 @@ fn with_fault(
 
 #[test]
 fn missing_model_fails_closed_by_default() {
+    let _shared = shared();
     let el = element(&[("model", &"/nonexistent/model.onnx"), ("batch-size", &3u32)]);
     let inputs: Vec<gst::Buffer> = (0..4).map(frame).collect();
     let run = run_pipeline(&el, caps(), inputs.clone());
@@ -699,6 +714,7 @@ fn fault_redacts_whole(fault: gstyoloanonymize::yoloanonymize::Fault, what: &str
 
 #[test]
 fn inference_error_redacts_whole_frames() {
+    let _shared = shared();
     fault_redacts_whole(
         gstyoloanonymize::yoloanonymize::Fault::Error,
         "injected fault",
@@ -707,6 +723,7 @@ fn inference_error_redacts_whole_frames() {
 
 #[test]
 fn inference_panic_redacts_whole_frames() {
+    let _shared = shared();
     fault_redacts_whole(
         gstyoloanonymize::yoloanonymize::Fault::Panic,
         "panicked: injected panic",
@@ -715,6 +732,7 @@ fn inference_panic_redacts_whole_frames() {
 
 #[test]
 fn on_failure_error_stops_the_pipeline() {
+    let _shared = shared();
     let el = with_fault(
         gstyoloanonymize::yoloanonymize::Fault::Error,
         &[("batch-size", &2u32)],
@@ -731,6 +749,7 @@ fn on_failure_error_stops_the_pipeline() {
 
 #[test]
 fn on_failure_passthrough_is_untouched_and_says_so() {
+    let _shared = shared();
     let el = with_fault(
         gstyoloanonymize::yoloanonymize::Fault::Error,
         &[("batch-size", &2u32)],
@@ -747,6 +766,7 @@ fn on_failure_passthrough_is_untouched_and_says_so() {
 
 #[test]
 fn slow_inference_on_a_file_waits_and_analyses_every_frame() {
+    let _shared = shared();
     // Not live: a slow model slows the pipeline down but every frame is analysed.
     let el = with_fault(
         gstyoloanonymize::yoloanonymize::Fault::Slow(std::time::Duration::from_millis(150)),
@@ -777,6 +797,7 @@ fn live_stream_with_a_too_slow_model_keeps_frames_on_time() {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
+    let _timing = timing();
     init();
     let max_latency = Duration::from_millis(300);
     let el = with_fault(
@@ -831,7 +852,7 @@ fn live_stream_with_a_too_slow_model_keeps_frames_on_time() {
     }
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut frames = Vec::new();
-    while let Ok(s) = sink.pull_sample() {
+    for s in common::pull_all(&sink) {
         frames.push(s.buffer_owned().unwrap());
     }
     let bus = pipeline.bus().unwrap();
@@ -842,8 +863,8 @@ fn live_stream_with_a_too_slow_model_keeps_frames_on_time() {
             gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
             gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
             gst::MessageView::Element(e) => {
-                if let Some(s) = e.structure().filter(|s| s.name() == "yoloanonymize-stats") {
-                    late = Some(s.get::<u64>("frames-late").unwrap());
+                if let Some(s) = e.structure().filter(|s| s.name() == STATS_MESSAGE) {
+                    late = Some(s.get::<u64>(field::FRAMES_LATE).unwrap());
                 }
             }
             _ => {}
@@ -877,6 +898,7 @@ fn live_stream_with_a_too_slow_model_keeps_frames_on_time() {
 
 #[test]
 fn live_latency_query_reports_max_latency() {
+    let _shared = shared();
     let mut h = harness(&[("batch-size", &4u32), ("max-latency", &500_000_000u64)]);
     h.set_live(true);
     h.push(frame(0)).unwrap();
@@ -887,6 +909,7 @@ fn live_latency_query_reports_max_latency() {
 /// CPU: device=auto (on a machine without an NVIDIA driver) and device=openvino run on it.
 #[test]
 fn openvino_runs_the_model_when_installed() {
+    let _shared = shared();
     if gstyoloanonymize::engine::nvidia_driver_present() {
         println!("skipped: an NVIDIA driver is installed here, so auto prefers CUDA");
         return;
@@ -909,6 +932,7 @@ fn openvino_runs_the_model_when_installed() {
 /// batch, never "nobody in those frames": they leave pixelated whole (the default)...
 #[test]
 fn fewer_results_than_frames_redact_whole_by_default() {
+    let _shared = shared();
     fault_redacts_whole(
         gstyoloanonymize::yoloanonymize::Fault::ShortResult,
         "results for a batch of 3 analysed frames",
@@ -918,6 +942,7 @@ fn fewer_results_than_frames_redact_whole_by_default() {
 /// ... or stop the pipeline under on-failure=error, with no frame out.
 #[test]
 fn fewer_results_than_frames_stop_the_pipeline_under_on_failure_error() {
+    let _shared = shared();
     let el = with_fault(
         gstyoloanonymize::yoloanonymize::Fault::ShortResult,
         &[("batch-size", &2u32)],
@@ -939,8 +964,9 @@ fn fewer_results_than_frames_stop_the_pipeline_under_on_failure_error() {
 fn a_synchronous_bus_handler_may_read_the_provider_on_every_message() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    let _shared = shared();
     init();
-    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/vtest-short.mp4");
+    let clip = sample();
     let pipeline = gst::parse::launch(&format!(
         "filesrc location={} ! decodebin ! videoconvert ! yoloanonymize name=a batch-size=2 ! fakesink sync=false",
         clip.display()
@@ -1008,6 +1034,7 @@ fn a_synchronous_bus_handler_may_read_the_provider_on_every_message() {
 /// warning that says when it can be set, and the element keeps working with the one it has.
 #[test]
 fn restart_only_properties_are_refused_while_playing() {
+    let _shared = shared();
     let el = with_fault(
         gstyoloanonymize::yoloanonymize::Fault::Error,
         &[("batch-size", &2u32)],
@@ -1052,6 +1079,7 @@ fn restart_only_properties_are_refused_while_playing() {
 /// query: it is clamped to 600 s.
 #[test]
 fn the_largest_max_latency_is_clamped_not_a_panic() {
+    let _shared = shared();
     let mut h = harness(&[("max-latency", &u64::MAX)]);
     assert_eq!(
         h.element().unwrap().property::<u64>("max-latency"),

@@ -34,11 +34,10 @@ set -euo pipefail
 command_line=$(printf '%q ' "$0" "$@")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-die() {
-    echo "run.sh: error: $*" >&2
-    exit 1
-}
-note() { echo "run.sh: $*" >&2; }
+# log (on stderr: stdout is the report) and die.
+YA_LOG_TAG=faces-bench YA_LOG_FD=2
+# shellcheck source=scripts/common.sh
+. "$repo/scripts/common.sh"
 
 workdir=/tmp/yoloanonymize-faces
 plugin_path=${GST_PLUGIN_PATH:-$repo/target/release}
@@ -93,7 +92,7 @@ fi
 
 apt_updated=0
 apt_install() {
-    note "installing Debian packages: $*"
+    log "installing Debian packages: $*"
     [[ $EUID -eq 0 ]] || die "installing $* needs root (apt-get install $*)"
     if [[ $apt_updated == 0 ]]; then
         apt-get update -q >&2 || return 1
@@ -116,7 +115,7 @@ python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv || true
 venv=$workdir/venv-faces
 req_sum=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
 if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.installed" 2>/dev/null)" != "$req_sum" ]]; then
-    note "installing benches/faces/requirements.txt into $venv"
+    log "installing benches/faces/requirements.txt into $venv"
     rm -rf "$venv"
     python3 -m venv "$venv" || die "could not create $venv (Debian: apt-get install python3-venv)"
     "$venv/bin/pip" install -q --disable-pip-version-check --require-hashes --no-deps \
@@ -137,7 +136,7 @@ fi
 if [[ $skip_deface == 0 ]]; then
     # The same virtualenv as benches/bench.sh makes (marker and contents).
     if [[ ! -x "$deface_venv/bin/deface" || "$(cat "$deface_venv/.bench-installed" 2>/dev/null)" != "$marker" ]]; then
-        note "installing $marker into $deface_venv"
+        log "installing $marker into $deface_venv"
         python3 -m venv "$deface_venv" || die "could not create $deface_venv"
         # shellcheck disable=SC2086
         "$deface_venv/bin/pip" install -q --disable-pip-version-check $marker >&2 || die "could not install deface"
@@ -153,7 +152,7 @@ media=$workdir/media
 
 vtest_rgb=$workdir/vtest-768x576.rgb
 if [[ ! -f "$vtest_rgb" || $(stat -c %s "$vtest_rgb") -ne $((795 * 768 * 576 * 3)) ]]; then
-    note "decoding vtest.avi"
+    log "decoding vtest.avi"
     gst-launch-1.0 -q filesrc location="$media/vtest.avi" ! decodebin ! videoconvert ! \
         video/x-raw,format=RGB,width=768,height=576 ! filesink location="$vtest_rgb.tmp" ||
         die "decoding vtest.avi failed"
@@ -169,7 +168,7 @@ clipdir=$workdir/clips/$mode-$size-$clip_key
 clip=$clipdir/clip.y4m
 mkdir -p "$clipdir"
 if [[ ! -f "$clipdir/clip.json" || ! -f "$clip" ]]; then
-    note "making the clip $clip"
+    log "making the clip $clip"
     "$py" "$here/clips.py" --media "$media" --out "$clip" --size "$size" --vtest-rgb "$vtest_rgb" \
         $([[ $quick == 1 ]] && echo --quick) || die "making the clip failed"
 fi
@@ -200,7 +199,7 @@ done
 for j in $(printf '%s\n' "${judge_list[@]}" | grep '^dlib'; printf '%s\n' "${judge_list[@]}" | grep -v '^dlib'); do
     out=$clipdir/judge-${j//[:=,]/_}.jsonl
     [[ -f "$out" ]] && continue
-    note "judge $j on $nframes frames (cached in $out)"
+    log "judge $j on $nframes frames (cached in $out)"
     if [[ $j == dlib* ]]; then
         "$py" "$here/judges.py" clip --models "$media" --clip "$clip" --judge "$j" --out "$out" \
             >"$rundir/logs/judge-$j.log" 2>&1 &
@@ -219,7 +218,7 @@ people=$clipdir/people.jsonl
 if [[ ! -f "$people" ]]; then
     extra=()
     grep -q '^ *detectors ' <<<"$inspect" && extra+=(detectors=pose)
-    note "person boxes (element reference run)"
+    log "person boxes (element reference run)"
     gst-launch-1.0 -q filesrc location="$clip" ! y4mdec ! yoloanonymize device=cpu input-size=640 \
         batch-size=1 hold-frames=0 detect-interval=1 targets=body "${extra[@]}" \
         detections-file="$people.tmp" ! fakesink sync=false >"$rundir/logs/people.log" 2>&1 ||
@@ -261,7 +260,7 @@ for i in "${!config_names[@]}"; do
     cmd=(gst-launch-1.0 -q filesrc location="$clip" ! y4mdec ! yoloanonymize method=fill
         fill-color=0xFF00FF "${props[@]}" detections-file="$rundir/results/$name.det.jsonl" !
         filesink location="$out")
-    note "$name: ${config_props[$i]:-(defaults)}"
+    log "$name: ${config_props[$i]:-(defaults)}"
     timed "$rundir/logs/$name.log" "${cmd[@]}"
     "$py" "$here/score.py" tool --clip "$clip" --truth "$rundir/truth.json" --format i420 \
         --output "$out" --detections "$rundir/results/$name.det.jsonl" \
@@ -286,7 +285,7 @@ if [[ $skip_deface == 0 ]]; then
         args=()
         [[ $variant == thresh-0.1 ]] && args=(--thresh 0.1)
         out=$rundir/out/$name.mkv
-        note "$name"
+        log "$name"
         timed "$rundir/logs/$name.log" "$deface_venv/bin/deface" "$rundir/clip.yuv4mpeg.avi" -o "$out" \
             --replacewith img --replaceimg "$rundir/magenta.png" --ffmpeg-config "$ffcfg" "${args[@]}"
         "$py" "$here/score.py" tool --clip "$clip" --truth "$rundir/truth.json" --format rgb \

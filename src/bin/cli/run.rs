@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
+use gstyoloanonymize::stats::field;
 
 use super::args::Cli;
 use super::error::{Error, Result, one_line};
@@ -223,7 +224,7 @@ fn handle(
             if let Some(s) = e.structure().filter(|s| s.name() == STATS_MESSAGE) {
                 let stats = Stats::from_structure(s);
                 progress.stats(&stats);
-                if s.get::<bool>("eos").unwrap_or(false) {
+                if s.get::<bool>(field::EOS).unwrap_or(false) {
                     *final_stats = Some(stats);
                 }
             }

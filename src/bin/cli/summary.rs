@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-/// Name of the element message that carries the statistics.
-pub const STATS_MESSAGE: &str = "yoloanonymize-stats";
+/// Name of the element message that carries the statistics (the element's own constant).
+pub use gstyoloanonymize::stats::STATS_MESSAGE;
+use gstyoloanonymize::stats::field;
 
 /// The counts of one `yoloanonymize-stats` message (totals since the start), or their sum over
 /// several inputs.
@@ -25,14 +26,14 @@ pub struct Stats {
 impl Stats {
     /// The counts of a `yoloanonymize-stats` structure; missing fields count 0.
     pub fn from_structure(s: &gst::StructureRef) -> Self {
-        let count = |field: &str| s.get::<u64>(field).unwrap_or(0);
+        let count = |name: &str| s.get::<u64>(name).unwrap_or(0);
         Stats {
-            frames: count("frames"),
-            people: count("people"),
-            regions: count("regions"),
-            redacted_whole: count("frames-redacted-whole"),
-            passed_unanalysed: count("frames-passed-unanalysed"),
-            late: count("frames-late"),
+            frames: count(field::FRAMES),
+            people: count(field::PEOPLE),
+            regions: count(field::REGIONS),
+            redacted_whole: count(field::FRAMES_REDACTED_WHOLE),
+            passed_unanalysed: count(field::FRAMES_PASSED_UNANALYSED),
+            late: count(field::FRAMES_LATE),
         }
     }
 
@@ -119,11 +120,11 @@ mod tests {
     fn reads_the_element_message() {
         gst::init().unwrap();
         let s = gst::Structure::builder(STATS_MESSAGE)
-            .field("eos", true)
-            .field("frames", 100u64)
-            .field("people", 7u64)
-            .field("regions", 6u64)
-            .field("frames-redacted-whole", 1u64)
+            .field(field::EOS, true)
+            .field(field::FRAMES, 100u64)
+            .field(field::PEOPLE, 7u64)
+            .field(field::REGIONS, 6u64)
+            .field(field::FRAMES_REDACTED_WHOLE, 1u64)
             .build();
         let stats = Stats::from_structure(&s);
         assert_eq!(stats.frames, 100);
