@@ -15,7 +15,9 @@ use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches, Parser, Val
 use gst::glib;
 use gst::prelude::*;
 use gstyoloanonymize::engine::Device;
-use gstyoloanonymize::yoloanonymize::{Method, OnFailure, Targets, YoloAnonymize};
+use gstyoloanonymize::yoloanonymize::{
+    Detectors, Method, OnFailure, Precision, Targets, YoloAnonymize,
+};
 
 /// Anonymize people in video: blur, pixelate or fill their eyes, faces or bodies, found with
 /// YOLO11n-pose, and write the result as H.264 in MP4 (audio is kept, as AAC).
@@ -45,6 +47,20 @@ pub struct Cli {
     /// How regions are redacted
     #[arg(long, value_parser = parse_nick::<Method>)]
     pub method: Method,
+
+    /// Which detectors find people, combined with +: pose (the YOLO pose model), face (the face
+    /// detector beside it, for faces whose body is hidden or too small)
+    #[arg(long, value_parser = parse_detectors)]
+    pub detectors: Detectors,
+
+    /// The face detector sees the frame scaled by this factor (1 = full resolution)
+    #[arg(long)]
+    pub face_scale: f64,
+
+    /// What the pose model computes in (auto = the fastest precision measured to keep the
+    /// coverage bar on the provider in use)
+    #[arg(long, value_parser = parse_nick::<Precision>)]
+    pub precision: Precision,
 
     /// Extra size added on each side of every region, as a fraction of its size
     #[arg(long)]
@@ -123,6 +139,9 @@ pub struct Cli {
 pub const ELEMENT_FLAGS: &[&str] = &[
     "targets",
     "method",
+    "detectors",
+    "face-scale",
+    "precision",
     "margin",
     "pixel-size",
     "fill-color",
@@ -186,6 +205,7 @@ impl Cli {
                     .unwrap_or_else(|| panic!("yoloanonymize has no property {name}"));
                 cmd.mut_arg(name.replace('-', "_"), |arg| match name {
                     "method" => enum_arg::<Method>(arg, &pspec),
+                    "precision" => enum_arg::<Precision>(arg, &pspec),
                     "on-failure" => enum_arg::<OnFailure>(arg, &pspec),
                     _ => from_property(arg, &pspec),
                 })
@@ -207,6 +227,9 @@ impl Cli {
     pub fn configure_anonymizer(&self, element: &gst::Element, detections_file: Option<&PathBuf>) {
         element.set_property("targets", self.targets);
         element.set_property("method", self.method);
+        element.set_property("detectors", self.detectors);
+        element.set_property("face-scale", self.face_scale);
+        element.set_property("precision", self.precision);
         element.set_property("margin", self.margin);
         element.set_property("pixel-size", self.pixel_size);
         element.set_property("fill-color", self.fill_color);
@@ -356,10 +379,10 @@ where
         })
 }
 
-/// Parses `--targets`: the nicks of the element's `targets` flags (`eyes`, `face`, `body`),
-/// joined by `+` (or `,`).
-fn parse_targets(s: &str) -> Result<Targets, String> {
-    let class = glib::FlagsClass::with_type(Targets::static_type()).expect("a flags type");
+/// The bits of `s`: nicks of the flags type `t` joined by `+` (or `,`); `what` names one flag in
+/// the error.
+fn parse_flag_bits(s: &str, t: glib::Type, what: &str) -> Result<u32, String> {
+    let class = glib::FlagsClass::with_type(t).expect("a flags type");
     let mut bits = 0;
     for part in s.split(['+', ',']).map(str::trim) {
         match class.value_by_nick(part) {
@@ -367,12 +390,27 @@ fn parse_targets(s: &str) -> Result<Targets, String> {
             None => {
                 let nicks: Vec<&str> = class.values().iter().map(|v| v.nick()).collect();
                 return Err(format!(
-                    "unknown target '{part}' (expected {}, joined by +)",
+                    "unknown {what} '{part}' (expected {}, joined by +)",
                     nicks.join(", ")
                 ));
             }
         }
     }
+    Ok(bits)
+}
+
+/// Parses `--detectors`: `pose`, `face` or both, joined by `+`.
+fn parse_detectors(s: &str) -> Result<Detectors, String> {
+    let bits = parse_flag_bits(s, Detectors::static_type(), "detector")?;
+    Detectors::from_bits(bits)
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| format!("unknown detectors '{s}'"))
+}
+
+/// Parses `--targets`: the nicks of the element's `targets` flags (`eyes`, `face`, `body`),
+/// joined by `+` (or `,`).
+fn parse_targets(s: &str) -> Result<Targets, String> {
+    let bits = parse_flag_bits(s, Targets::static_type(), "target")?;
     Targets::from_bits(bits).ok_or_else(|| format!("unknown targets '{s}'"))
 }
 
