@@ -513,7 +513,7 @@ mod tests {
             }
             checked += 1;
         }
-        assert_eq!(checked, 8, "number flags checked");
+        assert_eq!(checked, 9, "number flags checked");
     }
 
     #[test]
