@@ -169,7 +169,10 @@ fn check_sample_run(name: &str, run: &Run) {
             let (w, h) = fields[2].split_once('x').unwrap();
             assert!(w.parse::<u32>().unwrap() > 0 && h.parse::<u32>().unwrap() > 0);
             let conf: f64 = fields[4].parse().unwrap();
-            assert!((0.25..=1.0).contains(&conf), "{name}: frame {i}: {r}");
+            // conf-threshold is 0.25; the int8 model that precision=auto runs on OpenVINO lowers
+            // it by INT8_CONF_OFFSET (it scores people lower than float32).
+            let least = 0.25 - gstyoloanonymize::engine::INT8_CONF_OFFSET as f64 - 1e-6;
+            assert!((least..=1.0).contains(&conf), "{name}: frame {i}: {r}");
         }
         listed += count;
         with_regions += (count > 0) as usize;
