@@ -31,47 +31,28 @@ use gst_base::subclass::prelude::*;
 use once_cell::sync::OnceCell;
 use parking_lot::Mutex;
 
+use super::input;
 use super::loading::{self, MAX_IN_FLIGHT};
 use super::outbox::{Outbox, stats_structure};
 use super::settings::{self, Applied, Live, Settings};
-use super::state::{InFrame, Inputs, State};
+use super::state::{InFrame, State};
 use super::video::{
-    self, Video, add_metas, caps_advice, frame_mut, frame_ref, is_raw_system, pixel_format,
-    template_caps,
+    self, Video, add_metas, caps_advice, frame_mut, is_raw_system, pixel_format, template_caps,
 };
 use super::{CAT, Detectors, OnFailure};
 use crate::audit::AuditFile;
 use crate::batcher::{Completion, Held, Plan, Resolved};
 use crate::detection::Detection;
 use crate::engine::Provider;
-use crate::face::fill_face_tensor;
 use crate::frame::PixelRect;
-use crate::fusion;
 use crate::preprocess::Letterbox;
 use crate::redact::{self};
 use crate::regions::{self, RegionKind};
-use crate::scene::{self, CutDetector, Thumbnail};
 use crate::temporal::Tracked;
-use crate::worker::{FaceJob, Fault, Job, JobResult, Worker};
+use crate::worker::{Fault, JobResult, Worker};
 
 /// Directory of the loaded plugin file, searched first for `libonnxruntime.so`.
 pub(crate) static PLUGIN_DIR: OnceCell<PathBuf> = OnceCell::new();
-
-/// Writes slot `slot` (of `per` values) of a batch tensor with `fill`, growing the tensor first.
-fn fill_slot(tensor: &mut Vec<f32>, slot: usize, per: usize, fill: impl FnOnce(&mut [f32])) {
-    if tensor.len() < (slot + 1) * per {
-        tensor.resize((slot + 1) * per, 0.0);
-    }
-    fill(&mut tensor[slot * per..(slot + 1) * per]);
-}
-
-/// The face detector's input geometry for a `w` x `h` frame at `scale`, its long side at most
-/// [`settings::MAX_FACE_INPUT`].
-fn face_letterbox(w: usize, h: usize, scale: f64) -> Letterbox {
-    let long = w.max(h).max(1) as f64;
-    let scale = scale.min(settings::MAX_FACE_INPUT as f64 / long);
-    Letterbox::with_scale(w, h, scale as f32)
-}
 
 /// What the results loop does next.
 enum Step {
@@ -151,32 +132,8 @@ impl YoloAnonymize {
                 out,
             );
         }
-        let per = video.lb.tensor_len();
-        let face_lb = video.face_lb;
-        let pose = st.frozen.detectors.contains(Detectors::POSE);
         let (width, height) = (video.info.width(), video.info.height());
-        let (preprocessor, face_preprocessor) = (&mut st.preprocessor, &mut st.face_preprocessor);
-        let t0 = Instant::now();
-        let cut = live.scene_cuts && self.scene_cut(&mut st.cuts, &buffer, video);
-        let frame = InFrame { buffer, cut };
-        let full = st.batcher.push(frame, now, |f, slot, inputs| {
-            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(&f.buffer, &video.info)
-                .map_err(|_| ())?;
-            let frame = frame_ref(&frame, video.format);
-            if pose {
-                fill_slot(&mut inputs.pose, slot, per, |dst| {
-                    preprocessor.fill_tensor(&frame, &video.lb, dst)
-                });
-            }
-            if let Some(flb) = &face_lb {
-                fill_slot(&mut inputs.face, slot, flb.tensor_len(), |dst| {
-                    fill_face_tensor(face_preprocessor, &frame, flb, dst)
-                });
-            }
-            Ok(())
-        });
-        st.stats.preprocess += t0.elapsed();
-        let full = full.map_err(|()| {
+        let full = st.hold(buffer, now, live).map_err(|()| {
             let text = format!("Failed to map a {width}x{height} frame for reading");
             out.error(gst::StreamError::Failed, &text, None)
         })?;
@@ -199,22 +156,6 @@ impl YoloAnonymize {
         Ok(())
     }
 
-    /// Whether `buffer` starts a new shot (scene cut), from a thumbnail of the frame.
-    fn scene_cut(&self, cuts: &mut CutDetector, buffer: &gst::Buffer, video: &Video) -> bool {
-        if !scene::supports(video.format) {
-            return false;
-        }
-        let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &video.info)
-        else {
-            return false;
-        };
-        let cut = cuts.push(Thumbnail::of(&frame_ref(&frame, video.format)));
-        if cut {
-            gst::debug!(CAT, imp = self, "Scene cut at {:?}", buffer.pts());
-        }
-        cut
-    }
-
     /// Sends the collected frames to the worker. On a live stream the worker's queue is never
     /// waited on: a batch it cannot take now would be late, so it is handled as a failure.
     fn dispatch(
@@ -223,54 +164,16 @@ impl YoloAnonymize {
         live: &Live,
         out: &mut Outbox,
     ) -> Result<(), gst::FlowError> {
-        let (Some(worker), Some(video)) = (st.worker.clone(), st.video.as_ref()) else {
+        let (Some(worker), Some(_)) = (st.worker.clone(), st.video.as_ref()) else {
             return Ok(());
         };
-        let lb = video.lb;
         let Some(batch) = st.batcher.take_batch() else {
             return Ok(());
         };
-        let Inputs {
-            pose: mut tensor,
-            face: mut face_tensor,
-        } = batch.input;
-        let pose = st.frozen.detectors.contains(Detectors::POSE);
-        tensor.truncate(if pose {
-            batch.analysed * lb.tensor_len()
-        } else {
-            0
-        });
-        let face = video.face_lb.map(|flb| {
-            face_tensor.truncate(batch.analysed * flb.tensor_len());
-            FaceJob {
-                tensor: face_tensor,
-                shape: [batch.analysed, 3, flb.net_h, flb.net_w],
-                letterbox: flb,
-                score_threshold: live.face_threshold as f32,
-                iou_threshold: crate::face::DEFAULT_FACE_IOU,
-            }
-        });
-        gst::debug!(
-            CAT,
-            imp = self,
-            "Batch {}: {} frames, {} to analyse at {}x{}",
-            batch.id,
-            batch.frames,
-            batch.analysed,
-            lb.net_w,
-            lb.net_h
-        );
-        let job = Job {
-            id: batch.id,
-            tensor,
-            shape: [batch.analysed, 3, lb.net_h, lb.net_w],
-            letterbox: lb,
-            conf_threshold: (live.conf_threshold as f32 - st.conf_offset).max(0.0),
-            iou_threshold: live.iou_threshold as f32,
-            batch_size: st.frozen.batch_size as usize,
-            pose,
-            face,
-        };
+        let id = batch.id;
+        let job = st
+            .job(batch, live)
+            .expect("a batch is only held with negotiated caps");
         let sent = if st.is_live() {
             worker.try_submit(job)
         } else {
@@ -280,7 +183,7 @@ impl YoloAnonymize {
             Ok(true) => Ok(()),
             Ok(false) => {
                 let why = "inference fell behind the live stream".to_string();
-                st.batcher.refuse(batch.id, why);
+                st.batcher.refuse(id, why);
                 self.resolve(st, live, out)
             }
             Err(e) => Err(out.error(gst::LibraryError::Failed, &e, None)),
@@ -295,50 +198,7 @@ impl YoloAnonymize {
         live: &Live,
         out: &mut Outbox,
     ) -> Result<(), gst::FlowError> {
-        let JobResult {
-            id,
-            mut tensor,
-            detections,
-            faces,
-            mut face_tensor,
-            face_time,
-            infer_time,
-            decode_time,
-            run_clients,
-            ..
-        } = result;
-        tensor.clear();
-        face_tensor.clear();
-        st.batcher.recycle(Inputs {
-            pose: tensor,
-            face: face_tensor,
-        });
-        st.stats.face_inference += face_time;
-        let kp = live.keypoint_threshold as f32;
-        let detections = detections.map(|people| {
-            let mut faces = faces.into_iter();
-            people
-                .into_iter()
-                .map(|p| {
-                    let f = faces.next().unwrap_or_default();
-                    st.stats.faces += f.len() as u64;
-                    fusion::associate(p, &f, kp)
-                })
-                .collect::<Vec<_>>()
-        });
-        gst::debug!(
-            CAT,
-            imp = self,
-            "Batch {id}: inference {infer_time:?}, decode {decode_time:?}"
-        );
-        st.stats.batches += 1;
-        if let Ok(d) = &detections {
-            st.stats.analysed += d.len() as u64;
-            // Run together with other streams' batches on a shared worker.
-            st.stats.batches_merged += u64::from(run_clients > 1);
-        }
-        st.stats.inference += infer_time;
-        st.stats.decode += decode_time;
+        let (id, detections) = st.take_result(result, live);
         if st.batcher.complete(id, detections) == Completion::Dropped {
             gst::debug!(CAT, imp = self, "Dropping the result of batch {id}");
         }
@@ -799,7 +659,7 @@ impl BaseTransformImpl for YoloAnonymize {
             .frozen
             .detectors
             .contains(Detectors::FACE)
-            .then(|| face_letterbox(w, h, st.frozen.face_scale));
+            .then(|| input::face_letterbox(w, h, st.frozen.face_scale));
         if let Some(f) = &face_lb {
             gst::debug!(CAT, imp = self, "Face input {}x{}", f.net_w, f.net_h);
         }
