@@ -90,7 +90,10 @@ impl Thumbnail {
 pub struct CutParams {
     /// Mean block difference, in luma levels (0..255).
     pub block: f32,
-    /// Histogram distance (0..1).
+    /// Histogram distance (0..1). Measured on the coverage benchmark's clip (benches/faces, 825
+    /// frames at 960x544, 23 cuts between photos and videos, with pans and zooms): at the cuts
+    /// block 37.6-78.2 and histogram 0.235-0.729; elsewhere at most block 15.8 and histogram
+    /// 0.075. 0.35 (the first choice) missed 11 of the 23 cuts.
     pub histogram: f32,
 }
 
@@ -98,7 +101,7 @@ impl Default for CutParams {
     fn default() -> Self {
         Self {
             block: 30.0,
-            histogram: 0.35,
+            histogram: 0.15,
         }
     }
 }
