@@ -205,6 +205,11 @@ if [[ $skip_faceblur == 0 ]]; then
 fi
 
 inspect=$(gst-inspect-1.0 yoloanonymize)
+# The coverage reference is the pose model alone in float32 (ONNX Runtime's CPU provider), also
+# where the element has a face detector: its eye regions are what every configuration must cover.
+ref_detectors=''
+grep -q '^ *detectors ' <<<"$inspect" && ref_detectors='detectors=pose'
+
 has_detections_file=0
 grep -q '^ *detections-file ' <<<"$inspect" && has_detections_file=1
 default_model=$(awk '/^  model /{m=1} m && /Default:/{sub(/.*Default: "/, ""); sub(/"$/, ""); print; exit}' <<<"$inspect")
@@ -380,7 +385,7 @@ if [[ $has_detections_file == 1 ]]; then
     for size in "${coverage_sizes[@]}"; do
         log "reference run for coverage at $size"
         gst-launch-1.0 -m filesrc location="${clip[$size]}" ! decodebin ! \
-            yoloanonymize device=cpu input-size=640 batch-size=1 hold-frames=0 detect-interval=1 detections-file="$rundir/ref-$size.jsonl" ! \
+            yoloanonymize device=cpu input-size=640 batch-size=1 $ref_detectors hold-frames=0 detect-interval=1 detections-file="$rundir/ref-$size.jsonl" ! \
             fakesink sync=false >"$rundir/ref-$size.log" 2>&1 ||
             die "reference run failed, see $rundir/ref-$size.log"
     done
