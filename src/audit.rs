@@ -94,17 +94,9 @@ pub fn frame_record(
         if i > 0 {
             o.push(',');
         }
-        o.push_str("{\"box\":[");
-        for (j, v) in [d.bbox.x0, d.bbox.y0, d.bbox.x1, d.bbox.y1]
-            .into_iter()
-            .enumerate()
-        {
-            if j > 0 {
-                o.push(',');
-            }
-            json_num(&mut o, v);
-        }
-        o.push_str("],\"score\":");
+        o.push_str("{\"box\":");
+        json_rect(&mut o, &d.bbox);
+        o.push_str(",\"score\":");
         json_num(&mut o, d.score);
         let _ = write!(o, ",\"track\":{}", t.track);
         o.push_str(",\"source\":");
@@ -136,17 +128,9 @@ pub fn frame_record(
         match &d.face {
             None => o.push_str("null"),
             Some(f) => {
-                o.push_str("{\"box\":[");
-                for (j, v) in [f.bbox.x0, f.bbox.y0, f.bbox.x1, f.bbox.y1]
-                    .into_iter()
-                    .enumerate()
-                {
-                    if j > 0 {
-                        o.push(',');
-                    }
-                    json_num(&mut o, v);
-                }
-                o.push_str("],\"score\":");
+                o.push_str("{\"box\":");
+                json_rect(&mut o, &f.bbox);
+                o.push_str(",\"score\":");
                 json_num(&mut o, f.score);
                 o.push_str(",\"landmarks\":[");
                 for (j, k) in f.landmarks.iter().enumerate() {
@@ -166,6 +150,18 @@ pub fn frame_record(
     }
     o.push_str("]}");
     o
+}
+
+/// `[x0,y0,x1,y1]` of a rectangle (each number as [`json_num`] writes it).
+fn json_rect(o: &mut String, r: &crate::detection::Rect) {
+    o.push('[');
+    for (j, v) in [r.x0, r.y0, r.x1, r.y1].into_iter().enumerate() {
+        if j > 0 {
+            o.push(',');
+        }
+        json_num(o, v);
+    }
+    o.push(']');
 }
 
 /// Records buffered before they are written out.

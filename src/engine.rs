@@ -935,6 +935,16 @@ pub fn check_contract(
     })
 }
 
+/// Name, element type and shape of each of a session's inputs or outputs.
+fn describe_all(io: &[ort::value::Outlet]) -> Vec<(String, Option<TensorElementType>, Vec<i64>)> {
+    io.iter()
+        .map(|o| {
+            let (t, s) = describe(o.dtype());
+            (o.name().to_string(), t, s)
+        })
+        .collect()
+}
+
 fn describe(v: &ValueType) -> (Option<TensorElementType>, Vec<i64>) {
     match v {
         ValueType::Tensor { ty, shape, .. } => (Some(*ty), shape.iter().copied().collect()),
@@ -1165,22 +1175,8 @@ impl Engine {
         let precision_note = (cfg.half_precision && !provider.is_cuda()).then(|| {
             "half-precision=true does not help on the CPU: ONNX Runtime has no float16 convolutions there and computes them in float32 (models/README-fp16.md); keeping the float32 model".to_string()
         });
-        let ins: Vec<_> = session
-            .inputs()
-            .iter()
-            .map(|o| {
-                let (t, s) = describe(o.dtype());
-                (o.name().to_string(), t, s)
-            })
-            .collect();
-        let outs: Vec<_> = session
-            .outputs()
-            .iter()
-            .map(|o| {
-                let (t, s) = describe(o.dtype());
-                (o.name().to_string(), t, s)
-            })
-            .collect();
+        let ins = describe_all(session.inputs());
+        let outs = describe_all(session.outputs());
         let input_shape = check_contract(&ins, &outs).map_err(|reason| EngineError::Contract {
             path: model.clone(),
             reason,
@@ -1290,14 +1286,7 @@ fn load_face(
     let session = builder
         .commit_from_file(path)
         .map_err(|e| load_err(e.to_string()))?;
-    let ins: Vec<_> = session
-        .inputs()
-        .iter()
-        .map(|o| {
-            let (t, s) = describe(o.dtype());
-            (o.name().to_string(), t, s)
-        })
-        .collect();
+    let ins = describe_all(session.inputs());
     let outs: Vec<String> = session
         .outputs()
         .iter()
