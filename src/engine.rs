@@ -195,6 +195,8 @@ pub enum EngineError {
     ModelLoad { path: PathBuf, reason: String },
     /// The model loads but is not a YOLO pose model.
     Contract { path: PathBuf, reason: String },
+    /// The face detector (`face-model`) is missing, unreadable, not loadable or not YuNet.
+    FaceModel { path: PathBuf, reason: String },
     /// The execution provider the user asked for is not available.
     Provider(String),
     /// A batch failed to run.
@@ -227,6 +229,11 @@ impl fmt::Display for EngineError {
             EngineError::Contract { path, reason } => write!(
                 f,
                 "'{}' is not a YOLO pose model: {reason}; use a YOLO pose export such as models/yolo11n-pose-dynamic.onnx",
+                path.display()
+            ),
+            EngineError::FaceModel { path, reason } => write!(
+                f,
+                "cannot use '{}' as the face detector (face-model): {reason}; give a YuNet 2023mar ONNX file with dynamic input such as models/{FACE_MODEL_FILE}, or set detectors=pose to run without a face detector",
                 path.display()
             ),
             EngineError::Provider(m) => write!(f, "{m}"),
@@ -1249,16 +1256,14 @@ fn load_face(
     threads: usize,
     new_builder: &dyn Fn() -> Result<ort::session::builder::SessionBuilder, EngineError>,
 ) -> Result<FaceSession, EngineError> {
-    let file_err = |e: EngineError| match e {
-        EngineError::ModelFile { path, reason } => EngineError::ModelFile {
-            path,
-            reason: format!(
-                "{reason} (face-model: the face detector, models/{FACE_MODEL_FILE}; or detectors=pose to run without one)"
-            ),
-        },
-        other => other,
+    let err = |reason: String| EngineError::FaceModel {
+        path: path.to_path_buf(),
+        reason,
     };
-    check_model_file(path).map_err(file_err)?;
+    check_model_file(path).map_err(|e| match e {
+        EngineError::ModelFile { reason, .. } => err(reason),
+        other => other,
+    })?;
     let mut builder = new_builder()?;
     let registered = match provider {
         Provider::Cpu => Ok(()),
@@ -1278,10 +1283,7 @@ fn load_face(
             .error_on_failure()
             .register(&mut builder),
     };
-    let load_err = |reason: String| EngineError::ModelLoad {
-        path: path.to_path_buf(),
-        reason: format!("face model on {provider}: {reason}"),
-    };
+    let load_err = |e: String| err(format!("ONNX Runtime cannot load it on {provider}: {e}"));
     registered.map_err(|e| load_err(e.to_string()))?;
     let session = builder
         .commit_from_file(path)
@@ -1292,10 +1294,7 @@ fn load_face(
         .iter()
         .map(|o| o.name().to_string())
         .collect();
-    check_face_contract(&ins, &outs).map_err(|reason| EngineError::Contract {
-        path: path.to_path_buf(),
-        reason,
-    })?;
+    check_face_contract(&ins, &outs).map_err(err)?;
     Ok(FaceSession {
         session,
         model: path.to_path_buf(),
@@ -1610,6 +1609,24 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn a_face_model_error_names_the_face_model_not_the_pose_model() {
+        let e = EngineError::FaceModel {
+            path: "/nope.onnx".into(),
+            reason: "No such file or directory".into(),
+        }
+        .to_string();
+        assert!(
+            e.contains("'/nope.onnx' as the face detector (face-model)"),
+            "{e}"
+        );
+        assert!(e.contains("detectors=pose"), "{e}");
+        assert!(
+            !e.contains("pose model") && !e.contains("`model` property"),
+            "{e}"
+        );
     }
 
     #[test]

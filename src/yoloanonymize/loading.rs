@@ -64,7 +64,7 @@ pub(super) fn load(
         (EngineError::ModelFile { .. }, OnFailure::Error) => {
             Err(gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)))
         }
-        (EngineError::ModelLoad { .. }, OnFailure::Error) => {
+        (EngineError::ModelLoad { .. } | EngineError::FaceModel { .. }, OnFailure::Error) => {
             Err(gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)))
         }
         (EngineError::Library(_), OnFailure::Error) => {
