@@ -43,6 +43,8 @@ pub mod field {
     pub const AUDIT_RECORDS_LOST: &str = "audit-records-lost";
     /// u64: faces the face detector found, since start.
     pub const FACES: &str = "faces";
+    /// u64: frames the face detector ran on (`face-interval`), since start.
+    pub const FACE_FRAMES: &str = "face-frames";
     /// f64: the face detector's share of `inference-ms`, ms.
     pub const FACE_INFERENCE_MS: &str = "face-inference-ms";
     /// u64: scene cuts detected, since start.
@@ -86,6 +88,8 @@ pub struct Stats {
     pub face_inference: Duration,
     /// Faces found by the face detector (with or without a person of the pose model).
     pub faces: u64,
+    /// Frames the face detector ran on.
+    pub face_frames: u64,
     /// Scene cuts detected.
     pub scene_cuts: u64,
     pub decode: Duration,
@@ -149,6 +153,7 @@ impl Stats {
             (field::BATCHES_MERGED, U64(self.batches_merged)),
             (field::AUDIT_RECORDS_LOST, U64(self.audit_records_lost)),
             (field::FACES, U64(self.faces)),
+            (field::FACE_FRAMES, U64(self.face_frames)),
             (field::FACE_INFERENCE_MS, F64(ms(self.face_inference))),
             (field::SCENE_CUTS, U64(self.scene_cuts)),
         ]

@@ -182,12 +182,16 @@ pub struct Job {
     pub face: Option<FaceJob>,
 }
 
-/// The face detector's part of a [`Job`]: the same images, at the face model's input size.
+/// The face detector's part of a [`Job`]: some or all of the same images (`face-interval`), at
+/// the face model's input size.
 #[derive(Debug)]
 pub struct FaceJob {
     /// `shape[0]` images, NCHW ([`crate::face::fill_face_tensor`]); handed back for reuse.
     pub tensor: Vec<f32>,
     pub shape: [usize; 4],
+    /// For each face image, in order, the index of its image in the job (`0..job.shape[0]`);
+    /// the job's other images get no face list of their own (an empty one).
+    pub images: Vec<usize>,
     pub letterbox: Letterbox,
     pub score_threshold: f32,
     pub iou_threshold: f32,
@@ -350,11 +354,15 @@ fn next_run(backlog: &mut VecDeque<Request>, limit: impl Fn(usize) -> usize) -> 
 fn run_face_model<I: Infer>(
     infer: &mut I,
     run: &[Request],
-    total: usize,
     face_out: &mut [Vec<f32>; 12],
     joined: &mut Vec<f32>,
 ) -> Option<Result<(), String>> {
     let first = run[0].job.face.as_ref()?;
+    let total: usize = run
+        .iter()
+        .filter_map(|r| r.job.face.as_ref())
+        .map(|f| f.shape[0])
+        .sum();
     if total == 0 {
         return Some(Ok(()));
     }
@@ -380,15 +388,26 @@ fn run_face_model<I: Infer>(
     })
 }
 
-/// Decodes one request's faces from the run's face outputs: images `offset..offset + n` of
-/// `total`.
+/// Decodes one request's faces from the run's face outputs: face images `offset..offset +
+/// face.shape[0]` of `total`, as one list per image of its job (`images` of them; empty for the
+/// images the face detector did not see).
 fn decode_faces(
     face: &FaceJob,
     face_out: &[Vec<f32>; 12],
     offset: usize,
-    n: usize,
     total: usize,
+    images: usize,
 ) -> Result<Vec<Vec<FaceDetection>>, String> {
+    let n = face.shape[0];
+    if face.images.len() != n || face.images.iter().any(|&i| i >= images) {
+        return Err(format!(
+            "the face input of {n} images does not match its image list {:?} (of {images})",
+            face.images
+        ));
+    }
+    if n == 0 {
+        return Ok(vec![Vec::new(); images]);
+    }
     let mut parts: Vec<&[f32]> = Vec::with_capacity(12);
     for t in face_out {
         let per = t.len() / total.max(1);
@@ -402,13 +421,18 @@ fn decode_faces(
     }
     let parts: [&[f32]; 12] = parts.try_into().expect("twelve outputs");
     let lbs = vec![face.letterbox; n];
-    decode_yunet_batch(
+    let decoded = decode_yunet_batch(
         &YunetOutputs::from_ordered(parts),
         &lbs,
         face.score_threshold,
         face.iou_threshold,
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    let mut faces = vec![Vec::new(); images];
+    for (&i, f) in face.images.iter().zip(decoded) {
+        faces[i] = f;
+    }
+    Ok(faces)
 }
 
 /// The model outputs of one run, kept by the inference thread between runs.
@@ -447,13 +471,18 @@ fn serve_run<I: Infer>(infer: &mut I, run: Vec<Request>, scratch: &mut Scratch) 
     };
     let t_face = Instant::now();
     let faces_run = if anchors.is_ok() {
-        run_face_model(infer, &run, total, face_out, joined)
+        run_face_model(infer, &run, face_out, joined)
     } else {
         None
     };
     let face_time = t_face.elapsed();
     let infer_time = t0.elapsed();
-    let mut offset = 0;
+    let face_total: usize = run
+        .iter()
+        .filter_map(|r| r.job.face.as_ref())
+        .map(|f| f.shape[0])
+        .sum();
+    let (mut offset, mut face_offset) = (0, 0);
     for r in run {
         let Request { job, reply, .. } = r;
         let n = job.shape[0];
@@ -478,7 +507,7 @@ fn serve_run<I: Infer>(infer: &mut I, run: Vec<Request>, scratch: &mut Scratch) 
         if let (Ok(_), Some(face)) = (&detections, &job.face) {
             let decoded = match &faces_run {
                 _ if n == 0 => Ok(Vec::new()),
-                Some(Ok(())) => decode_faces(face, face_out, offset, n, total),
+                Some(Ok(())) => decode_faces(face, face_out, face_offset, face_total, n),
                 Some(Err(e)) => Err(e.clone()),
                 None => Err("the face detector did not run".to_string()),
             };
@@ -493,6 +522,7 @@ fn serve_run<I: Infer>(infer: &mut I, run: Vec<Request>, scratch: &mut Scratch) 
             d.pop();
         }
         offset += n;
+        face_offset += job.face.as_ref().map_or(0, |f| f.shape[0]);
         let share = |d: Duration| {
             if total == 0 {
                 Duration::ZERO

@@ -330,3 +330,63 @@ fn the_tracker_merges_pose_and_face_into_one_track_with_both_sources() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The `source` of each frame's one person in the audit trail at `path` (`None`: nobody).
+fn sources(path: &std::path::Path) -> Vec<Option<String>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            l.split("\"source\":\"")
+                .nth(1)
+                .map(|s| s.split('"').next().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn face_interval_runs_the_face_detector_on_every_nth_frame_and_after_a_cut() {
+    let pic = load("face-hidden-body.png");
+    let face = face_of("face-hidden-body.png");
+    let dir = std::env::temp_dir().join(format!("ya-faces-interval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("audit.jsonl");
+    // Only the face detector finds this person, so the frames it ran on are the ones where the
+    // person is `detected`; between them the tracker interpolates and holds.
+    let props = |extra: &str| {
+        format!(
+            "detectors=face face-interval=3 batch-size=4 detections-file={} {extra}",
+            path.display()
+        )
+    };
+    let out = anonymize(&vec![pic.clone(); 12], &props(""));
+    for (i, o) in out.iter().enumerate() {
+        assert!(eyes_covered(o, &face), "frame {i} covered");
+    }
+    let detected: Vec<usize> = sources(&path)
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.as_deref() == Some("detected"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(detected, [0, 3, 6, 9], "{:?}", sources(&path));
+    // A cut (to grey at 5, back to the picture at 7) runs the face detector on the first frame
+    // of each shot, and the count starts again from there.
+    let grey = Picture {
+        rgb: vec![128; pic.rgb.len()],
+        ..pic.clone()
+    };
+    let mut frames = vec![pic.clone(); 5];
+    frames.extend(vec![grey; 2]);
+    frames.extend(vec![pic.clone(); 5]);
+    let out = anonymize(&frames, &props(""));
+    let s = sources(&path);
+    for i in (0..5).chain(7..12) {
+        assert!(eyes_covered(&out[i], &face), "frame {i} covered: {s:?}");
+    }
+    let detected: Vec<usize> = (0..12)
+        .filter(|&i| s[i].as_deref() == Some("detected"))
+        .collect();
+    assert_eq!(detected, [0, 3, 7, 10], "{s:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}

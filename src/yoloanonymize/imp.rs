@@ -665,6 +665,7 @@ impl BaseTransformImpl for YoloAnonymize {
         }
         st.tracker.reset();
         st.cuts.reset();
+        st.face_phase = 0;
         st.video = Some(Video {
             info,
             format,
@@ -729,6 +730,7 @@ impl BaseTransformImpl for YoloAnonymize {
                     st.ready.clear();
                     st.tracker.reset();
                     st.cuts.reset();
+                    st.face_phase = 0;
                     st.live = None;
                 }
             }

@@ -60,6 +60,8 @@ impl State {
         let per = video.lb.tensor_len();
         let pose = self.frozen.detectors.contains(Detectors::POSE);
         let (pre, face_pre) = (&mut self.preprocessor, &mut self.face_preprocessor);
+        let (phase, interval) = (&mut self.face_phase, self.frozen.face_interval.max(1));
+        let mut face_frames = 0;
         let t0 = Instant::now();
         let cut = live.scene_cuts && scene_cut(&mut self.cuts, &buffer, video);
         let frame = InFrame { buffer, cut };
@@ -73,13 +75,24 @@ impl State {
                 });
             }
             if let Some(flb) = &video.face_lb {
-                fill_slot(&mut inputs.face, slot, flb.tensor_len(), |dst| {
-                    fill_face_tensor(face_pre, &frame, flb, dst)
-                });
+                // A reused input may hold the slots of an earlier batch.
+                inputs.face_slots.retain(|&s| s < slot);
+                // Every `interval`-th analysed frame, and the first of every shot.
+                if f.cut || *phase == 0 {
+                    *phase = 0;
+                    let face_slot = inputs.face_slots.len();
+                    fill_slot(&mut inputs.face, face_slot, flb.tensor_len(), |dst| {
+                        fill_face_tensor(face_pre, &frame, flb, dst)
+                    });
+                    inputs.face_slots.push(slot);
+                    face_frames += 1;
+                }
+                *phase = (*phase + 1) % interval;
             }
             Ok(())
         });
         self.stats.preprocess += t0.elapsed();
+        self.stats.face_frames += face_frames;
         full
     }
 
@@ -91,6 +104,7 @@ impl State {
         let Inputs {
             pose: mut tensor,
             face: mut face_tensor,
+            face_slots,
         } = batch.input;
         let pose = self.frozen.detectors.contains(Detectors::POSE);
         tensor.truncate(if pose {
@@ -99,10 +113,11 @@ impl State {
             0
         });
         let face = video.face_lb.map(|flb| {
-            face_tensor.truncate(batch.analysed * flb.tensor_len());
+            face_tensor.truncate(face_slots.len() * flb.tensor_len());
             FaceJob {
                 tensor: face_tensor,
-                shape: [batch.analysed, 3, flb.net_h, flb.net_w],
+                shape: [face_slots.len(), 3, flb.net_h, flb.net_w],
+                images: face_slots,
                 letterbox: flb,
                 score_threshold: live.face_threshold as f32,
                 iou_threshold: crate::face::DEFAULT_FACE_IOU,
@@ -154,6 +169,7 @@ impl State {
         self.batcher.recycle(Inputs {
             pose: tensor,
             face: face_tensor,
+            face_slots: Vec::new(),
         });
         gst::debug!(
             CAT,

@@ -42,6 +42,7 @@ pub const DEFAULT_FACE_SCALE: f64 = crate::face::DEFAULT_FACE_SCALE as f64;
 /// to fit): a 4K frame at scale 1 is 3840 wide, and larger inputs would take gigabytes.
 pub const MAX_FACE_INPUT: u32 = 3840;
 pub const DEFAULT_SCENE_CUTS: bool = true;
+pub const DEFAULT_FACE_INTERVAL: u32 = 1;
 /// The longest `max-latency` taken (larger values are clamped, with a warning): ten minutes.
 pub const MAX_LATENCY_LIMIT_NS: u64 = 600 * 1_000_000_000;
 
@@ -66,6 +67,7 @@ pub struct Settings {
     pub detectors: Detectors,
     pub face_model: PathBuf,
     pub face_scale: f64,
+    pub face_interval: u32,
     pub fault: Option<Fault>,
     pub live: Live,
 }
@@ -105,6 +107,7 @@ impl Default for Settings {
             detectors: DEFAULT_DETECTORS,
             face_model: crate::default_face_model_path(),
             face_scale: DEFAULT_FACE_SCALE,
+            face_interval: DEFAULT_FACE_INTERVAL,
             fault: None,
             live: Live {
                 conf_threshold: DEFAULT_CONF_THRESHOLD,
@@ -211,6 +214,14 @@ pub fn properties() -> &'static [glib::ParamSpec] {
                 .minimum(0.25)
                 .maximum(4.0)
                 .default_value(DEFAULT_FACE_SCALE)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("face-interval")
+                .nick("Face interval")
+                .blurb("Run the face detector on every Nth analysed frame, and on the first frame after every scene cut; the tracker interpolates and holds the faces in between (the pose model still runs on every analysed frame). 1 = every analysed frame")
+                .minimum(1)
+                .maximum(30)
+                .default_value(DEFAULT_FACE_INTERVAL)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecDouble::builder("face-threshold")
@@ -400,6 +411,7 @@ impl Settings {
                     .unwrap_or_else(crate::default_face_model_path);
             }
             "face-scale" => self.face_scale = get_f64(),
+            "face-interval" => self.face_interval = get_u32(),
             "face-threshold" => self.live.face_threshold = get_f64(),
             "scene-cuts" => self.live.scene_cuts = v.get().expect("type checked upstream"),
             "shared-worker" => {
@@ -462,6 +474,7 @@ impl Settings {
             "detectors" => self.detectors.to_value(),
             "face-model" => self.face_model.display().to_string().to_value(),
             "face-scale" => self.face_scale.to_value(),
+            "face-interval" => self.face_interval.to_value(),
             "face-threshold" => l.face_threshold.to_value(),
             "scene-cuts" => l.scene_cuts.to_value(),
             "shared-worker" => self.shared_worker.to_value(),

@@ -34,6 +34,8 @@ pub(super) struct InFrame {
 pub(super) struct Inputs {
     pub pose: Vec<f32>,
     pub face: Vec<f32>,
+    /// The analysed slots whose frame is in `face` (`face-interval`), in order.
+    pub face_slots: Vec<usize>,
 }
 
 /// The batching state machine over the element's frames: the people of both detectors per
@@ -60,6 +62,8 @@ pub(super) struct State {
     /// The face input's own preprocessor (its resize taps differ from the pose input's).
     pub face_preprocessor: Preprocessor,
     pub cuts: CutDetector,
+    /// Analysed frames since the face detector last ran (it runs at 0; `face-interval`).
+    pub face_phase: u32,
     /// How much lower the confidence threshold is for the precision in effect.
     pub conf_offset: f32,
     pub scratch: Scratch,
@@ -95,6 +99,7 @@ impl State {
             conf_offset: info.conf_offset,
             face_preprocessor: Preprocessor::default(),
             cuts: CutDetector::default(),
+            face_phase: 0,
             fixed_hw: info.fixed_hw,
             worker: loaded.worker,
             failure: loaded.failure,

@@ -57,6 +57,11 @@ pub struct Cli {
     #[arg(long)]
     pub face_scale: f64,
 
+    /// Run the face detector on every Nth analysed frame (and after every scene cut); faces are
+    /// tracked in between
+    #[arg(long)]
+    pub face_interval: u32,
+
     /// What the pose model computes in (auto = the fastest precision measured to keep the
     /// coverage bar on the provider in use)
     #[arg(long, value_parser = parse_nick::<Precision>)]
@@ -141,6 +146,7 @@ pub const ELEMENT_FLAGS: &[&str] = &[
     "method",
     "detectors",
     "face-scale",
+    "face-interval",
     "precision",
     "margin",
     "pixel-size",
@@ -229,6 +235,7 @@ impl Cli {
         element.set_property("method", self.method);
         element.set_property("detectors", self.detectors);
         element.set_property("face-scale", self.face_scale);
+        element.set_property("face-interval", self.face_interval);
         element.set_property("precision", self.precision);
         element.set_property("margin", self.margin);
         element.set_property("pixel-size", self.pixel_size);
