@@ -864,10 +864,6 @@ pub struct Engine {
     /// How much lower the confidence threshold must be for this precision to find float32's
     /// people ([`Precision::conf_offset`]): the element subtracts it from `conf-threshold`.
     pub conf_offset: f32,
-    /// How much lower the face detector's score threshold must be for the face model in effect
-    /// to find float32's faces ([`INT8_FACE_THRESHOLD_OFFSET`] for the int8 face model): the
-    /// element subtracts it from `face-threshold`.
-    pub face_threshold_offset: f32,
     /// Whether CUDA was expected to work: the ONNX Runtime in use is the GPU build and an NVIDIA
     /// driver is installed (so a fallback to the CPU is a surprise worth a warning; on a machine
     /// without a driver it is the expected case).
@@ -1192,22 +1188,9 @@ impl Engine {
             path: model.clone(),
             reason,
         })?;
-        let mut face_threshold_offset = 0.0;
         let face = match &cfg.face_model {
             None => None,
-            Some(path) => {
-                let (path, note) = face_precision(path, precision);
-                if is_int8_file(&path) {
-                    face_threshold_offset = INT8_FACE_THRESHOLD_OFFSET;
-                }
-                if let Some(note) = note {
-                    provider_note = Some(match provider_note {
-                        Some(n) => format!("{n}; {note}"),
-                        None => note,
-                    });
-                }
-                Some(load_face(&path, provider, threads, &new_builder)?)
-            }
+            Some(path) => Some(load_face(path, provider, threads, &new_builder)?),
         };
         let fp16_cuda = provider.is_cuda() && cfg.half_precision && precision != Precision::Int8;
         let region_pad = if fp16_cuda {
@@ -1226,7 +1209,6 @@ impl Engine {
             precision,
             region_pad,
             conf_offset: precision.conf_offset(),
-            face_threshold_offset,
             model,
             precision_note,
             cuda_expected: ort_lib
@@ -1267,44 +1249,7 @@ impl Engine {
     }
 }
 
-/// How much lower the face detector's score threshold is for its int8 model: on the sample clip
-/// (`samples/vtest-short.mp4`) the int8 model at 0.5 finds 177 of the 207 faces float32 finds at
-/// 0.5, at 0.45 204, at 0.4 all 207 (tests/int8.rs; models/README-face.md, "int8").
-pub const INT8_FACE_THRESHOLD_OFFSET: f32 = 0.1;
-
-/// Whether `path` names an int8 variant (`*-int8.onnx`, [`int8_variant`]).
-fn is_int8_file(path: &Path) -> bool {
-    path.file_name()
-        .is_some_and(|n| n.to_string_lossy().ends_with("-int8.onnx"))
-}
-
-/// The face model file that runs beside a pose model in `precision`: with int8, the face
-/// model's int8 variant ([`int8_variant`], made by models/quantize-face-nncf.sh) when it is there
-/// (measured: models/README-face.md, "int8"), else the face model itself, in float32. With int8,
-/// also a note saying which.
-pub fn face_precision(face_model: &Path, precision: Precision) -> (PathBuf, Option<String>) {
-    if precision != Precision::Int8 {
-        return (face_model.to_path_buf(), None);
-    }
-    let name = |p: &Path| {
-        p.file_name()
-            .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
-    };
-    let int8 = int8_variant(face_model);
-    if int8.is_file() {
-        let note = format!("face detector: int8 ({})", name(&int8));
-        (int8, Some(note))
-    } else {
-        let note = format!(
-            "face detector: float32 ({}; no int8 variant {} beside it: models/quantize-face-nncf.sh makes it)",
-            name(face_model),
-            name(&int8)
-        );
-        (face_model.to_path_buf(), Some(note))
-    }
-}
-
-/// Loads the face model on `provider` (the pose model's) and checks its contract.
+/// Loads the face model on `provider` (the pose model's), in float32, and checks its contract.
 fn load_face(
     path: &Path,
     provider: Provider,

@@ -248,8 +248,6 @@ pub struct ServerInfo {
     pub region_pad: f32,
     /// How much lower the confidence threshold is for the precision in effect.
     pub conf_offset: f32,
-    /// How much lower the face detector's threshold is for the face model in effect.
-    pub face_threshold_offset: f32,
     /// The face detector is loaded beside the pose model.
     pub face: bool,
     /// The network's fixed batch, height and width, when the model fixes them.

@@ -135,7 +135,6 @@ fn load_worker(
             reduced_precision: engine.reduced_precision,
             region_pad: engine.region_pad,
             conf_offset: engine.conf_offset,
-            face_threshold_offset: engine.face_threshold_offset,
             face: engine.face.is_some(),
             fixed_batch: engine.input_shape.batch,
             fixed_hw: engine.input_shape.height.zip(engine.input_shape.width),

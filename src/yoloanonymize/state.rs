@@ -66,8 +66,6 @@ pub(super) struct State {
     pub face_phase: u32,
     /// How much lower the confidence threshold is for the precision in effect.
     pub conf_offset: f32,
-    /// How much lower the face threshold is for the face model in effect.
-    pub face_threshold_offset: f32,
     pub scratch: Scratch,
     pub regions: Vec<Region>,
     pub stats: Stats,
@@ -99,7 +97,6 @@ impl State {
                 0.0
             },
             conf_offset: info.conf_offset,
-            face_threshold_offset: info.face_threshold_offset,
             face_preprocessor: Preprocessor::default(),
             cuts: CutDetector::default(),
             face_phase: 0,
