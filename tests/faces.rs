@@ -308,7 +308,8 @@ fn the_tracker_merges_pose_and_face_into_one_track_with_both_sources() {
     let path = dir.join("audit.jsonl");
     anonymize(
         &vec![pic; 6],
-        &format!("detections-file={}", path.display()),
+        // The face detector on every frame: both sources in every frame's record.
+        &format!("face-interval=1 detections-file={}", path.display()),
     );
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
