@@ -26,10 +26,10 @@ use crate::preprocess::{InputSpec, Letterbox, Preprocessor};
 /// File name of the bundled face model (in `models/`, installed beside the pose model).
 pub const FACE_MODEL_FILE: &str = "face_detection_yunet_2023mar_dynamic.onnx";
 
-/// Measured defaults (models/README-face.md): score threshold, NMS IoU, input scale.
+/// Measured defaults (models/README-face.md): score threshold, NMS IoU. The input scale is the
+/// element's `face-scale`.
 pub const DEFAULT_FACE_THRESHOLD: f32 = 0.5;
 pub const DEFAULT_FACE_IOU: f32 = 0.3;
-pub const DEFAULT_FACE_SCALE: f32 = 1.0;
 
 /// YuNet's input: BGR in `0..255`, padding 0 (what OpenCV's FaceDetectorYN pads with).
 pub const YUNET_INPUT: InputSpec = InputSpec {

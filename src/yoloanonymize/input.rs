@@ -16,12 +16,51 @@ use crate::preprocess::Letterbox;
 use crate::scene::{self, CutDetector, Thumbnail};
 use crate::worker::{FaceJob, Job, JobResult};
 
-/// The face detector's input geometry for a `w` x `h` frame at `scale`, its long side at most
-/// [`settings::MAX_FACE_INPUT`].
+/// The scale `face-scale=0` (automatic) gives a frame whose long side is `long` pixels: the
+/// frame upscaled to [`settings::AUTO_FACE_INPUT`] pixels on its long side, by at most
+/// [`settings::AUTO_FACE_SCALE_MAX`], and never scaled down (1.5 for 960x544 and 768x576, 1.125
+/// for 1280x720, 1 for 1920x1080 and larger).
+pub(super) fn auto_face_scale(long: usize) -> f64 {
+    (settings::AUTO_FACE_INPUT as f64 / long.max(1) as f64)
+        .clamp(1.0, settings::AUTO_FACE_SCALE_MAX)
+}
+
+/// The face detector's input geometry for a `w` x `h` frame at `scale` (0 = automatic,
+/// [`auto_face_scale`]), its long side at most [`settings::MAX_FACE_INPUT`].
 pub(super) fn face_letterbox(w: usize, h: usize, scale: f64) -> Letterbox {
-    let long = w.max(h).max(1) as f64;
-    let scale = scale.min(settings::MAX_FACE_INPUT as f64 / long);
+    let long = w.max(h).max(1);
+    let scale = if scale > 0.0 {
+        scale
+    } else {
+        auto_face_scale(long)
+    };
+    let scale = scale.min(settings::MAX_FACE_INPUT as f64 / long as f64);
     Letterbox::with_scale(w, h, scale as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn automatic_face_scale_upscales_small_frames_only() {
+        for (w, h, net) in [
+            (960, 544, (1440, 832)),
+            (768, 576, (1152, 864)),
+            (1280, 720, (1440, 832)),
+            (1920, 1080, (1920, 1088)),
+            (3840, 2160, (3840, 2176)),
+            (64, 48, (96, 96)),
+        ] {
+            let lb = face_letterbox(w, h, 0.0);
+            assert_eq!((lb.net_w, lb.net_h), net, "{w}x{h}");
+        }
+        // An explicit scale is taken as it is, within the input's limit.
+        let lb = face_letterbox(960, 544, 1.0);
+        assert_eq!((lb.net_w, lb.net_h), (960, 544));
+        let lb = face_letterbox(1920, 1080, 4.0);
+        assert_eq!(lb.net_w, settings::MAX_FACE_INPUT as usize);
+    }
 }
 
 /// Writes slot `slot` (of `per` values) of a batch tensor with `fill`, growing the tensor first.
