@@ -38,31 +38,6 @@ pub(super) fn face_letterbox(w: usize, h: usize, scale: f64) -> Letterbox {
     Letterbox::with_scale(w, h, scale as f32)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn automatic_face_scale_upscales_small_frames_only() {
-        for (w, h, net) in [
-            (960, 544, (1440, 832)),
-            (768, 576, (1152, 864)),
-            (1280, 720, (1440, 832)),
-            (1920, 1080, (1920, 1088)),
-            (3840, 2160, (3840, 2176)),
-            (64, 48, (96, 96)),
-        ] {
-            let lb = face_letterbox(w, h, 0.0);
-            assert_eq!((lb.net_w, lb.net_h), net, "{w}x{h}");
-        }
-        // An explicit scale is taken as it is, within the input's limit.
-        let lb = face_letterbox(960, 544, 1.0);
-        assert_eq!((lb.net_w, lb.net_h), (960, 544));
-        let lb = face_letterbox(1920, 1080, 4.0);
-        assert_eq!(lb.net_w, settings::MAX_FACE_INPUT as usize);
-    }
-}
-
 /// Writes slot `slot` (of `per` values) of a batch tensor with `fill`, growing the tensor first.
 fn fill_slot(tensor: &mut Vec<f32>, slot: usize, per: usize, fill: impl FnOnce(&mut [f32])) {
     if tensor.len() < (slot + 1) * per {
@@ -237,5 +212,30 @@ impl State {
             s.batches_merged += u64::from(run_clients > 1);
         }
         (id, detections)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn automatic_face_scale_upscales_small_frames_only() {
+        for (w, h, net) in [
+            (960, 544, (1440, 832)),
+            (768, 576, (1152, 864)),
+            (1280, 720, (1440, 832)),
+            (1920, 1080, (1920, 1088)),
+            (3840, 2160, (3840, 2176)),
+            (64, 48, (96, 96)),
+        ] {
+            let lb = face_letterbox(w, h, 0.0);
+            assert_eq!((lb.net_w, lb.net_h), net, "{w}x{h}");
+        }
+        // An explicit scale is taken as it is, within the input's limit.
+        let lb = face_letterbox(960, 544, 1.0);
+        assert_eq!((lb.net_w, lb.net_h), (960, 544));
+        let lb = face_letterbox(1920, 1080, 4.0);
+        assert_eq!(lb.net_w, settings::MAX_FACE_INPUT as usize);
     }
 }
