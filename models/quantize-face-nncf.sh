@@ -24,7 +24,7 @@ YA_LOG_TAG=quantize-face
 # shellcheck source=scripts/common.sh
 . "$here/../scripts/common.sh" # log, die, FACE_MODEL_*, ORT_*
 # shellcheck source=models/tools.sh
-. "$here/tools.sh" # find_vtest, decode_frames
+. "$here/tools.sh" # find_vtest, decode_frames, make_venv
 FRAMES=795
 
 work=${WORKDIR:-/tmp/yoloanonymize-nncf}
@@ -40,14 +40,6 @@ export NNCF_CI=1
 [[ "$(sha256sum "$fp32" | cut -d' ' -f1)" == "$FACE_MODEL_SHA256" ]] ||
     die "$fp32 does not have the expected sha256 $FACE_MODEL_SHA256."
 
-make_venv() {
-    local venv=$1 req=$2 check=$3
-    if ! "$venv/bin/python" -c "$check" 2>/dev/null; then
-        "$python" -m venv --clear "$venv" || die "could not create a virtualenv (Debian: apt-get install python3-venv)."
-        "$venv/bin/pip" install -q --only-binary=:all: --require-hashes -r "$req" ||
-            die "pip could not install $req into $venv (Python 3.11 on x86_64 Linux is needed: the wheels are pinned by hash)."
-    fi
-}
 make_venv "$work/venv-nncf" "$here/requirements-nncf.txt" \
     "import nncf, onnxruntime, sys; sys.exit(nncf.__version__ != '3.4.0' or onnxruntime.__version__ != '$ORT_VERSION')"
 

@@ -42,7 +42,7 @@ YA_LOG_TAG=quantize-nncf
 # shellcheck source=scripts/common.sh
 . "$here/../scripts/common.sh" # log, die, ya_find_vtest; MODEL_*, MODEL_INT8_*, VTEST_*
 # shellcheck source=models/tools.sh
-. "$here/tools.sh" # find_vtest, decode_frames
+. "$here/tools.sh" # find_vtest, decode_frames, make_venv
 FRAMES=795
 
 output=$(realpath -m "${1:-$here/${MODEL_INT8_FILE:-yolo11n-pose-dynamic-int8.onnx}}")
@@ -58,15 +58,6 @@ export NNCF_CI=1 # NNCF's telemetry becomes a stub (nothing is sent, nothing is 
     die "$fp32 does not have the expected sha256 $MODEL_SHA256."
 
 # --- 1. virtualenvs --------------------------------------------------------------------------
-# make_venv DIR REQUIREMENTS CHECK_IMPORT: (re)creates DIR unless CHECK_IMPORT works in it.
-make_venv() {
-    local venv=$1 req=$2 check=$3
-    if ! "$venv/bin/python" -c "$check" 2>/dev/null; then
-        "$python" -m venv --clear "$venv" || die "could not create a virtualenv (Debian: apt-get install python3-venv)."
-        "$venv/bin/pip" install -q --only-binary=:all: --require-hashes -r "$req" ||
-            die "pip could not install $req into $venv (Python 3.11 on x86_64 Linux is needed: the wheels are pinned by hash)."
-    fi
-}
 make_venv "$work/venv-nncf" "$here/requirements-nncf.txt" \
     "import nncf, onnxruntime, sys; sys.exit(nncf.__version__ != '3.4.0' or onnxruntime.__version__ != '$ORT_VERSION')"
 make_venv "$work/venv-ov" "$here/requirements-openvino.txt" \

@@ -30,6 +30,17 @@ ensure_venv() {
     log "onnxruntime $("$venv/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__)'), onnx $("$venv/bin/python" -c 'import onnx; print(onnx.__version__)')"
 }
 
+# make_venv DIR REQUIREMENTS CHECK_IMPORT: (re)creates DIR (with $python, default python3) from the
+# pinned, hash-checked REQUIREMENTS file unless the Python code CHECK_IMPORT works in it.
+make_venv() {
+    local venv=$1 req=$2 check=$3
+    if ! "$venv/bin/python" -c "$check" 2>/dev/null; then
+        "${python:-python3}" -m venv --clear "$venv" || die "could not create a virtualenv (Debian: apt-get install python3-venv)."
+        "$venv/bin/pip" install -q --only-binary=:all: --require-hashes -r "$req" ||
+            die "pip could not install $req into $venv (Python 3.11 on x86_64 Linux is needed: the wheels are pinned by hash)."
+    fi
+}
+
 # find_vtest WORKDIR: sets vtest_avi to OpenCV's vtest.avi: scripts/common.sh's ya_vtest_checked
 # ($YOLOANONYMIZE_VTEST or $VTEST_AVI when set, else ../shared/media/vtest.avi beside the
 # repository or /work/shared/media/vtest.avi, else the file from Debian's opencv-doc package,
