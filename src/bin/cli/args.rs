@@ -520,7 +520,7 @@ mod tests {
             }
             checked += 1;
         }
-        assert_eq!(checked, 9, "number flags checked");
+        assert_eq!(checked, 10, "number flags checked");
     }
 
     #[test]
