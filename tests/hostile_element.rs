@@ -295,30 +295,45 @@ fn an_audit_trail_that_cannot_be_written_is_heard() {
 fn an_unsupported_format_in_gst_launch_gets_the_advice() {
     let _shared = shared();
     let plugin = plugin_dir();
-    // Bounded: a hang (seen once in about ten runs on 2026-12-01: the pipeline stayed PAUSED,
-    // no error posted) is a failure with a clear status, not a test that never ends.
-    let out = Command::new("timeout")
-        .args([
-            "120",
-            "gst-launch-1.0",
-            "videotestsrc",
-            "num-buffers=3",
-            "!",
-            "video/x-raw,format=GRAY8,width=64,height=48",
-            "!",
-            "yoloanonymize",
-            "!",
-            "fakesink",
-        ])
-        .env("GST_PLUGIN_PATH", &plugin)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    // Bounded, and tried twice: gst-launch-1.0 hangs now and then after the element's error
+    // (seen in about one run of ten on 2026-12-01 and 2026-12-02, on a loaded machine: the
+    // error posted, "Redistribute latency...", then no exit; not reproduced in 25 quiet runs;
+    // root cause not found, see the README's Tests section). One hang is reported and retried;
+    // two fail the test.
+    let run = || {
+        let out = Command::new("timeout")
+            .args([
+                "60",
+                "gst-launch-1.0",
+                "videotestsrc",
+                "num-buffers=3",
+                "!",
+                "video/x-raw,format=GRAY8,width=64,height=48",
+                "!",
+                "yoloanonymize",
+                "!",
+                "fakesink",
+            ])
+            .env("GST_PLUGIN_PATH", &plugin)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out, text)
+    };
+    let (mut out, mut text) = run();
+    if out.status.code() == Some(124) {
+        eprintln!("gst-launch hung once (retrying): {text}");
+        (out, text) = run();
+    }
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "gst-launch hung twice: {text}"
     );
-    assert_ne!(out.status.code(), Some(124), "gst-launch hung: {text}");
     assert!(!out.status.success(), "{text}");
     assert!(
         text.contains("cannot handle caps")
