@@ -354,15 +354,11 @@ fn next_run(backlog: &mut VecDeque<Request>, limit: impl Fn(usize) -> usize) -> 
 fn run_face_model<I: Infer>(
     infer: &mut I,
     run: &[Request],
+    total: usize,
     face_out: &mut [Vec<f32>; 12],
     joined: &mut Vec<f32>,
 ) -> Option<Result<(), String>> {
     let first = run[0].job.face.as_ref()?;
-    let total: usize = run
-        .iter()
-        .filter_map(|r| r.job.face.as_ref())
-        .map(|f| f.shape[0])
-        .sum();
     if total == 0 {
         return Some(Ok(()));
     }
@@ -469,19 +465,20 @@ fn serve_run<I: Infer>(infer: &mut I, run: Vec<Request>, scratch: &mut Scratch) 
         }
         run_model(infer, joined, [total, shape[1], shape[2], shape[3]], out)
     };
-    let t_face = Instant::now();
-    let faces_run = if anchors.is_ok() {
-        run_face_model(infer, &run, face_out, joined)
-    } else {
-        None
-    };
-    let face_time = t_face.elapsed();
-    let infer_time = t0.elapsed();
+    // Face images of the run: fewer than `total` when the face detector skips frames.
     let face_total: usize = run
         .iter()
         .filter_map(|r| r.job.face.as_ref())
         .map(|f| f.shape[0])
         .sum();
+    let t_face = Instant::now();
+    let faces_run = if anchors.is_ok() {
+        run_face_model(infer, &run, face_total, face_out, joined)
+    } else {
+        None
+    };
+    let face_time = t_face.elapsed();
+    let infer_time = t0.elapsed();
     let (mut offset, mut face_offset) = (0, 0);
     for r in run {
         let Request { job, reply, .. } = r;

@@ -20,7 +20,7 @@ use crate::worker::{FaceJob, Job, JobResult};
 /// frame upscaled to [`settings::AUTO_FACE_INPUT`] pixels on its long side, by at most
 /// [`settings::AUTO_FACE_SCALE_MAX`], and never scaled down (1.5 for 960x544 and 768x576, 1.125
 /// for 1280x720, 1 for 1920x1080 and larger).
-pub(super) fn auto_face_scale(long: usize) -> f64 {
+fn auto_face_scale(long: usize) -> f64 {
     (settings::AUTO_FACE_INPUT as f64 / long.max(1) as f64)
         .clamp(1.0, settings::AUTO_FACE_SCALE_MAX)
 }

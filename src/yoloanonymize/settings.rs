@@ -39,7 +39,7 @@ pub const DEFAULT_DETECTORS: Detectors = Detectors::POSE.union(Detectors::FACE);
 pub const DEFAULT_FACE_THRESHOLD: f64 = crate::face::DEFAULT_FACE_THRESHOLD as f64;
 /// 0 = automatic ([`AUTO_FACE_INPUT`], [`AUTO_FACE_SCALE_MAX`]). Measured (README, Face coverage):
 /// on 960x544 frames x1.5 covers 99.8 % of the judges' eyes (13 frames with an uncovered eye) where
-/// x1 covers 99.3 % (50 frames), at 0.82x the speed on `vtest.avi`.
+/// x1 covers 99.3 % (50 frames), at 0.82x the speed end to end on `vtest.avi`.
 pub const DEFAULT_FACE_SCALE: f64 = 0.0;
 /// The smallest explicit `face-scale` (smaller non-zero values are raised to it).
 pub const MIN_FACE_SCALE: f64 = 0.25;
@@ -51,9 +51,9 @@ pub const AUTO_FACE_SCALE_MAX: f64 = 1.5;
 /// to fit): a 4K frame at scale 1 is 3840 wide, and larger inputs would take gigabytes.
 pub const MAX_FACE_INPUT: u32 = 3840;
 pub const DEFAULT_SCENE_CUTS: bool = true;
-/// Chosen by measurement (README, Face coverage): every 3rd analysed frame covers the same faces
-/// as every frame (50 against 49 frames with an uncovered eye, none of a face >= 6 px) at 1.2x
-/// the speed; every 4th starts to lose (54).
+/// Chosen by measurement (README, Face coverage and Performance): every 3rd analysed frame covers
+/// the same faces as every frame (50 frames with an uncovered eye in both, none of a face >= 6
+/// px) at 1.30x the speed on `vtest.avi`; every 4th starts to lose (54).
 pub const DEFAULT_FACE_INTERVAL: u32 = 3;
 /// The longest `max-latency` taken (larger values are clamped, with a warning): ten minutes.
 pub const MAX_LATENCY_LIMIT_NS: u64 = 600 * 1_000_000_000;
