@@ -188,16 +188,27 @@ fn yuv_to_rgb_f(y: f32, u: f32, v: f32) -> [f32; 3] {
     ]
 }
 
-/// Bilinear sample of one 8-bit channel: rows `a` and `b`, element index `i0`/`i1` (already
-/// multiplied by the channel stride), horizontal weight `wx`, vertical weight `wy`.
-#[inline(always)]
-fn bilerp(a: &[u8], b: &[u8], i0: usize, i1: usize, wx: f32, wy: f32) -> f32 {
-    let top = a[i0] as f32 + (a[i1] as f32 - a[i0] as f32) * wx;
-    let bot = b[i0] as f32 + (b[i1] as f32 - b[i0] as f32) * wx;
-    top + (bot - top) * wy
+/// Blends two rows of 8-bit samples into `out` (`out[i] = a[i] + (b[i] - a[i]) * w`): the
+/// vertical half of the bilinear resize, one pass over each source row that the compiler
+/// vectorises.
+#[inline]
+fn blend_rows(a: &[u8], b: &[u8], w: f32, out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(a.iter().zip(b).map(|(&a, &b)| {
+        let a = a as f32;
+        a + (b as f32 - a) * w
+    }));
 }
 
-/// Reusable state for [`Preprocessor::fill_tensor`]: the resize taps of the last geometry.
+/// The horizontal half of the bilinear resize: one sample of a vertically blended row.
+#[inline(always)]
+fn lerp(row: &[f32], i0: usize, i1: usize, w: f32) -> f32 {
+    let a = row[i0];
+    a + (row[i1] - a) * w
+}
+
+/// Reusable state for [`Preprocessor::fill_tensor`]: the resize taps of the last geometry and
+/// the vertically blended rows of the output row in hand.
 #[derive(Debug, Default)]
 pub struct Preprocessor {
     key: Option<Letterbox>,
@@ -206,13 +217,17 @@ pub struct Preprocessor {
     /// Taps on the 2x2-subsampled chroma grid.
     cxtaps: Vec<Tap>,
     cytaps: Vec<Tap>,
+    /// Blended source rows: luma (or the packed pixels), and U and V (or NV12's interleaved UV).
+    rows: [Vec<f32>; 3],
 }
 
 impl Preprocessor {
     /// Writes `frame`, letterboxed by `lb`, into `out` (one image: `3 * net_h * net_w` values,
     /// planar RGB in `0..1`: the pose model's [`POSE_INPUT`]). Sampling is bilinear and reads the
-    /// frame's own planes: YUV is interpolated first and converted once per network pixel, so the
-    /// cost follows the network size, not the frame size. No intermediate image is allocated.
+    /// frame's own planes: for each network row the two source rows are blended once (a
+    /// vectorised pass over the source width), then YUV is interpolated along the row and
+    /// converted once per network pixel, so the cost follows the network size, not the frame
+    /// size. No intermediate image is allocated.
     pub fn fill_tensor(&mut self, frame: &FrameRef<'_>, lb: &Letterbox, out: &mut [f32]) {
         self.fill_tensor_as(frame, lb, &POSE_INPUT, out);
     }
@@ -261,6 +276,8 @@ impl Preprocessor {
             (first, third)
         };
         let (inv, pad) = (spec.scale, spec.pad);
+        let [ry, ru, rv] = &mut self.rows;
+        let (w, cw) = (frame.width, frame.width.div_ceil(2));
         for ny in 0..lb.net_h {
             let row = ny * lb.net_w;
             let inside = ny >= lb.pad_y && ny < lb.pad_y + lb.inner_h;
@@ -283,30 +300,26 @@ impl Preprocessor {
             );
             let t = self.ytaps[ny - lb.pad_y];
             let s = &frame.strides;
+            let src_row = |p: usize, i: usize, len: usize| &frame.planes[p][i * s[p]..][..len];
             match frame.format {
                 PixelFormat::I420 | PixelFormat::Nv12 => {
-                    let ya = &frame.planes[0][t.i0 * s[0]..];
-                    let yb = &frame.planes[0][t.i1 * s[0]..];
+                    blend_rows(src_row(0, t.i0, w), src_row(0, t.i1, w), t.w1, ry);
                     let ct = self.cytaps[ny - lb.pad_y];
                     let nv12 = frame.format == PixelFormat::Nv12;
-                    let (ua, ub, va, vb) = if nv12 {
-                        let a = &frame.planes[1][ct.i0 * s[1]..];
-                        let b = &frame.planes[1][ct.i1 * s[1]..];
-                        (a, b, &a[1..], &b[1..])
+                    if nv12 {
+                        let (a, b) = (src_row(1, ct.i0, 2 * cw), src_row(1, ct.i1, 2 * cw));
+                        blend_rows(a, b, ct.w1, ru);
                     } else {
-                        (
-                            &frame.planes[1][ct.i0 * s[1]..],
-                            &frame.planes[1][ct.i1 * s[1]..],
-                            &frame.planes[2][ct.i0 * s[2]..],
-                            &frame.planes[2][ct.i1 * s[2]..],
-                        )
-                    };
-                    let step = if nv12 { 2 } else { 1 };
+                        blend_rows(src_row(1, ct.i0, cw), src_row(1, ct.i1, cw), ct.w1, ru);
+                        blend_rows(src_row(2, ct.i0, cw), src_row(2, ct.i1, cw), ct.w1, rv);
+                    }
+                    let (ur, vr, step, vo): (&[f32], &[f32], usize, usize) =
+                        if nv12 { (ru, ru, 2, 1) } else { (ru, rv, 1, 0) };
                     for (i, (xt, cx)) in self.xtaps.iter().zip(&self.cxtaps).enumerate() {
-                        let y = bilerp(ya, yb, xt.i0, xt.i1, xt.w1, t.w1);
+                        let y = lerp(ry, xt.i0, xt.i1, xt.w1);
                         let (c0, c1) = (cx.i0 * step, cx.i1 * step);
-                        let u = bilerp(ua, ub, c0, c1, cx.w1, ct.w1);
-                        let v = bilerp(va, vb, c0, c1, cx.w1, ct.w1);
+                        let u = lerp(ur, c0, c1, cx.w1);
+                        let v = lerp(vr, c0 + vo, c1 + vo, cx.w1);
                         let [r, g, b] = yuv_to_rgb_f(y, u, v);
                         r_row[i] = r * inv;
                         g_row[i] = g * inv;
@@ -315,13 +328,17 @@ impl Preprocessor {
                 }
                 _ => {
                     let (bpp, ro, go, bo) = frame.format.packed_layout().expect("packed format");
-                    let a = &frame.planes[0][t.i0 * s[0]..];
-                    let b = &frame.planes[0][t.i1 * s[0]..];
+                    blend_rows(
+                        src_row(0, t.i0, w * bpp),
+                        src_row(0, t.i1, w * bpp),
+                        t.w1,
+                        ry,
+                    );
                     for (i, xt) in self.xtaps.iter().enumerate() {
                         let (p0, p1) = (xt.i0 * bpp, xt.i1 * bpp);
-                        r_row[i] = bilerp(a, b, p0 + ro, p1 + ro, xt.w1, t.w1) * inv;
-                        g_row[i] = bilerp(a, b, p0 + go, p1 + go, xt.w1, t.w1) * inv;
-                        b_row[i] = bilerp(a, b, p0 + bo, p1 + bo, xt.w1, t.w1) * inv;
+                        r_row[i] = lerp(ry, p0 + ro, p1 + ro, xt.w1) * inv;
+                        g_row[i] = lerp(ry, p0 + go, p1 + go, xt.w1) * inv;
+                        b_row[i] = lerp(ry, p0 + bo, p1 + bo, xt.w1) * inv;
                     }
                 }
             }
@@ -332,6 +349,142 @@ impl Preprocessor {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Bilinear sample of one 8-bit channel: rows `a` and `b`, element index `i0`/`i1` (already
+    /// multiplied by the channel stride), horizontal weight `wx`, vertical weight `wy`.
+    #[inline(always)]
+    fn bilerp(a: &[u8], b: &[u8], i0: usize, i1: usize, wx: f32, wy: f32) -> f32 {
+        let top = a[i0] as f32 + (a[i1] as f32 - a[i0] as f32) * wx;
+        let bot = b[i0] as f32 + (b[i1] as f32 - b[i0] as f32) * wx;
+        top + (bot - top) * wy
+    }
+
+    /// The one-pass preprocessing this module had before the separable one (2026-12-02): each
+    /// network pixel interpolates its four source samples. Kept as the reference the separable
+    /// one is checked against.
+    #[derive(Debug, Default)]
+    struct OldPreprocessor {
+        key: Option<Letterbox>,
+        xtaps: Vec<Tap>,
+        ytaps: Vec<Tap>,
+        /// Taps on the 2x2-subsampled chroma grid.
+        cxtaps: Vec<Tap>,
+        cytaps: Vec<Tap>,
+    }
+
+    impl OldPreprocessor {
+        /// The old `fill_tensor_as`.
+        pub fn fill_tensor_as(
+            &mut self,
+            frame: &FrameRef<'_>,
+            lb: &Letterbox,
+            spec: &InputSpec,
+            out: &mut [f32],
+        ) {
+            assert_eq!(
+                out.len(),
+                lb.tensor_len(),
+                "tensor slice does not match the letterbox"
+            );
+            assert_eq!(
+                (frame.width, frame.height),
+                (lb.src_w, lb.src_h),
+                "frame does not match the letterbox"
+            );
+            if self.key != Some(*lb) {
+                taps(lb.inner_w, lb.src_w, lb.scale, &mut self.xtaps);
+                taps(lb.inner_h, lb.src_h, lb.scale, &mut self.ytaps);
+                taps(
+                    lb.inner_w,
+                    lb.src_w.div_ceil(2),
+                    lb.scale * 2.0,
+                    &mut self.cxtaps,
+                );
+                taps(
+                    lb.inner_h,
+                    lb.src_h.div_ceil(2),
+                    lb.scale * 2.0,
+                    &mut self.cytaps,
+                );
+                self.key = Some(*lb);
+            }
+            let plane = lb.net_w * lb.net_h;
+            let (first, rest) = out.split_at_mut(plane);
+            let (g_out, third) = rest.split_at_mut(plane);
+            let (r_out, b_out) = if spec.bgr {
+                (third, first)
+            } else {
+                (first, third)
+            };
+            let (inv, pad) = (spec.scale, spec.pad);
+            for ny in 0..lb.net_h {
+                let row = ny * lb.net_w;
+                let inside = ny >= lb.pad_y && ny < lb.pad_y + lb.inner_h;
+                if !inside {
+                    for o in [&mut *r_out, &mut *g_out, &mut *b_out] {
+                        o[row..row + lb.net_w].fill(pad);
+                    }
+                    continue;
+                }
+                let left = row + lb.pad_x;
+                let right = left + lb.inner_w;
+                for o in [&mut *r_out, &mut *g_out, &mut *b_out] {
+                    o[row..left].fill(pad);
+                    o[right..row + lb.net_w].fill(pad);
+                }
+                let (r_row, g_row, b_row) = (
+                    &mut r_out[left..right],
+                    &mut g_out[left..right],
+                    &mut b_out[left..right],
+                );
+                let t = self.ytaps[ny - lb.pad_y];
+                let s = &frame.strides;
+                match frame.format {
+                    PixelFormat::I420 | PixelFormat::Nv12 => {
+                        let ya = &frame.planes[0][t.i0 * s[0]..];
+                        let yb = &frame.planes[0][t.i1 * s[0]..];
+                        let ct = self.cytaps[ny - lb.pad_y];
+                        let nv12 = frame.format == PixelFormat::Nv12;
+                        let (ua, ub, va, vb) = if nv12 {
+                            let a = &frame.planes[1][ct.i0 * s[1]..];
+                            let b = &frame.planes[1][ct.i1 * s[1]..];
+                            (a, b, &a[1..], &b[1..])
+                        } else {
+                            (
+                                &frame.planes[1][ct.i0 * s[1]..],
+                                &frame.planes[1][ct.i1 * s[1]..],
+                                &frame.planes[2][ct.i0 * s[2]..],
+                                &frame.planes[2][ct.i1 * s[2]..],
+                            )
+                        };
+                        let step = if nv12 { 2 } else { 1 };
+                        for (i, (xt, cx)) in self.xtaps.iter().zip(&self.cxtaps).enumerate() {
+                            let y = bilerp(ya, yb, xt.i0, xt.i1, xt.w1, t.w1);
+                            let (c0, c1) = (cx.i0 * step, cx.i1 * step);
+                            let u = bilerp(ua, ub, c0, c1, cx.w1, ct.w1);
+                            let v = bilerp(va, vb, c0, c1, cx.w1, ct.w1);
+                            let [r, g, b] = yuv_to_rgb_f(y, u, v);
+                            r_row[i] = r * inv;
+                            g_row[i] = g * inv;
+                            b_row[i] = b * inv;
+                        }
+                    }
+                    _ => {
+                        let (bpp, ro, go, bo) =
+                            frame.format.packed_layout().expect("packed format");
+                        let a = &frame.planes[0][t.i0 * s[0]..];
+                        let b = &frame.planes[0][t.i1 * s[0]..];
+                        for (i, xt) in self.xtaps.iter().enumerate() {
+                            let (p0, p1) = (xt.i0 * bpp, xt.i1 * bpp);
+                            r_row[i] = bilerp(a, b, p0 + ro, p1 + ro, xt.w1, t.w1) * inv;
+                            g_row[i] = bilerp(a, b, p0 + go, p1 + go, xt.w1, t.w1) * inv;
+                            b_row[i] = bilerp(a, b, p0 + bo, p1 + bo, xt.w1, t.w1) * inv;
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn vtest_frame_runs_at_640x480() {
@@ -522,6 +675,129 @@ pub(crate) mod tests {
                     "{format:?} channel {c}: {got} vs {want}"
                 );
             }
+        }
+    }
+
+    /// The separable resize gives the one-pass resize's values (to float rounding) in every pixel
+    /// format, for downscales, upscales, odd sizes, padded strides and both channel orders.
+    #[test]
+    fn separable_resize_matches_the_one_pass_resize() {
+        let face = InputSpec {
+            bgr: true,
+            scale: 1.0,
+            pad: 0.0,
+        };
+        for format in PixelFormat::ALL {
+            for &(w, h, geometry) in &[
+                (77, 45, 0), // to input size 64: downscale with padding
+                (40, 30, 1), // x1.5 upscale
+                (33, 19, 2), // x2.3 upscale, odd sizes
+                (64, 48, 3), // x1
+            ] {
+                let planes = make_frame(format, w, h, |x, y| {
+                    (
+                        (x * 37 + y * 11) as u8,
+                        (x * 5 + y * 53) as u8,
+                        (x * y) as u8,
+                    )
+                });
+                // Wider strides than the rows, with junk beyond the row ends.
+                let tight = strides(format, w);
+                let wide = tight.map(|s| if s == 0 { 0 } else { s + 7 });
+                let rows = |p: usize| match (format, p) {
+                    (PixelFormat::I420, 1 | 2) | (PixelFormat::Nv12, 1) => h.div_ceil(2),
+                    (_, 0) => h,
+                    _ => 0,
+                };
+                let padded: Vec<Vec<u8>> = (0..3)
+                    .map(|p| {
+                        let mut v = vec![0xAB; wide[p] * rows(p)];
+                        for r in 0..rows(p) {
+                            v[r * wide[p]..][..tight[p]]
+                                .copy_from_slice(&planes[p][r * tight[p]..][..tight[p]]);
+                        }
+                        v
+                    })
+                    .collect();
+                let frame = FrameRef {
+                    format,
+                    width: w,
+                    height: h,
+                    planes: [&padded[0], &padded[1], &padded[2]],
+                    strides: wide,
+                };
+                let lb = match geometry {
+                    0 => Letterbox::new(w, h, 64),
+                    1 => Letterbox::with_scale(w, h, 1.5),
+                    2 => Letterbox::with_scale(w, h, 2.3),
+                    _ => Letterbox::with_scale(w, h, 1.0),
+                };
+                for spec in [POSE_INPUT, face] {
+                    let mut want = vec![0f32; lb.tensor_len()];
+                    let mut got = vec![1e9f32; lb.tensor_len()];
+                    OldPreprocessor::default().fill_tensor_as(&frame, &lb, &spec, &mut want);
+                    Preprocessor::default().fill_tensor_as(&frame, &lb, &spec, &mut got);
+                    let tol = 1e-3 * spec.scale * 255.0;
+                    for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+                        assert!(
+                            (a - b).abs() <= tol,
+                            "{format:?} {w}x{h} geometry {geometry} bgr {}: value {i}: {b} vs {a}",
+                            spec.bgr
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Times the separable resize against the one-pass one on a 768x576 I420 frame to the pose
+    /// model's 640x480 and the face detector's x1.5 (a measurement, not a check: run with
+    /// `cargo test --release --lib preprocess_speed -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn preprocess_speed() {
+        let (w, h) = (768, 576);
+        let planes = make_frame(PixelFormat::I420, w, h, |x, y| {
+            (x as u8, y as u8, (x ^ y) as u8)
+        });
+        let frame = FrameRef {
+            format: PixelFormat::I420,
+            width: w,
+            height: h,
+            planes: [&planes[0], &planes[1], &planes[2]],
+            strides: strides(PixelFormat::I420, w),
+        };
+        let face = InputSpec {
+            bgr: true,
+            scale: 1.0,
+            pad: 0.0,
+        };
+        for (name, lb, spec) in [
+            ("pose 640x480", Letterbox::new(w, h, 640), POSE_INPUT),
+            ("face x1.5", Letterbox::with_scale(w, h, 1.5), face),
+        ] {
+            let mut out = vec![0f32; lb.tensor_len()];
+            let (mut old, mut new) = (OldPreprocessor::default(), Preprocessor::default());
+            let n = 200;
+            let mut best = [f64::MAX; 2];
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    old.fill_tensor_as(&frame, &lb, &spec, &mut out);
+                }
+                best[0] = best[0].min(t.elapsed().as_secs_f64() * 1e3 / n as f64);
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    new.fill_tensor_as(&frame, &lb, &spec, &mut out);
+                }
+                best[1] = best[1].min(t.elapsed().as_secs_f64() * 1e3 / n as f64);
+            }
+            println!(
+                "{name}: one-pass {:.3} ms, separable {:.3} ms a frame ({:.2}x)",
+                best[0],
+                best[1],
+                best[0] / best[1]
+            );
         }
     }
 }
