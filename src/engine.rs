@@ -634,10 +634,12 @@ pub const INT8_HINT: &str = "models/quantize-nncf.sh makes it from models/yolo11
 
 /// Which precision a session computes in and why, for a request on a provider.
 ///
-/// The rule (`auto`), from the measurements in models/README-int8.md: on OpenVINO, the int8
-/// variant when it is there (it is shipped only because it keeps the coverage bar with
-/// [`INT8_REGION_PAD`], and it ran 1.6 to 1.9 times as fast as float32 even on a CPU without VNNI);
-/// else bfloat16 where the CPU has bfloat16 instructions; else float32. On ONNX Runtime's CPU
+/// The rule (`auto`), from the measurements in models/README-int8.md and README Performance: on
+/// OpenVINO, the int8 variant when it is there (it is shipped only because it keeps the coverage
+/// bar with [`INT8_REGION_PAD`], and it ran 1.6 to 1.9 times as fast as float32 even on a CPU
+/// without VNNI; on a CPU with AMX bfloat16 ran the pose model 1.17 times as fast but left eyes
+/// of faces >= 6 px uncovered in 5 frames of the face-coverage clip that int8 covers, so int8
+/// stays); else bfloat16 where the CPU has bfloat16 instructions; else float32. On ONNX Runtime's CPU
 /// provider (the project's float32 reference) and on CUDA, `auto` is float32. An explicit `int8`
 /// runs the int8 variant on any provider; an explicit `bf16` falls back to float32, with a note,
 /// where it cannot be had. `int8` is the variant's path when it exists.
@@ -800,6 +802,21 @@ pub struct FaceSession {
     session: Session,
     /// The face model file.
     pub model: PathBuf,
+    /// What it computes in: [`Precision::Bf16`] or [`Precision::Fp32`] ([`face_precision`]).
+    pub precision: Precision,
+}
+
+/// What the face detector computes in, given the pose model's precision in effect (there is no
+/// int8 face detector: models/README-face.md): bfloat16 on OpenVINO where the CPU has bfloat16
+/// instructions and the pose model does not compute in float32 (so `precision=fp32` and
+/// `openvino-bf16=false` keep both detectors in float32); float32 otherwise. Measured: the same
+/// faces covered as float32 on the face-coverage clip, 1.55 times as fast (README, Performance).
+pub fn face_precision(pose: Precision, provider: Provider, cpu: CpuFeatures) -> Precision {
+    if provider == Provider::OpenVino && cpu.bf16 && pose != Precision::Fp32 {
+        Precision::Bf16
+    } else {
+        Precision::Fp32
+    }
 }
 
 /// Checks the face model's inputs and outputs against YuNet's contract: one input named
@@ -1190,7 +1207,25 @@ impl Engine {
         })?;
         let face = match &cfg.face_model {
             None => None,
-            Some(path) => Some(load_face(path, provider, threads, &new_builder)?),
+            Some(path) => {
+                let prec = face_precision(precision, provider, cpu);
+                let face = load_face(path, provider, prec, threads, &new_builder)?;
+                if provider == Provider::OpenVino {
+                    let note = format!(
+                        "face detector: {}",
+                        if prec == Precision::Bf16 {
+                            "bfloat16"
+                        } else {
+                            "float32"
+                        }
+                    );
+                    provider_note = Some(match provider_note {
+                        Some(n) => format!("{n}; {note}"),
+                        None => note,
+                    });
+                }
+                Some(face)
+            }
         };
         let fp16_cuda = provider.is_cuda() && cfg.half_precision && precision != Precision::Int8;
         let region_pad = if fp16_cuda {
@@ -1249,10 +1284,12 @@ impl Engine {
     }
 }
 
-/// Loads the face model on `provider` (the pose model's), in float32, and checks its contract.
+/// Loads the face model on `provider` (the pose model's), in `precision` (bfloat16 or float32, on
+/// OpenVINO only), and checks its contract.
 fn load_face(
     path: &Path,
     provider: Provider,
+    precision: Precision,
     threads: usize,
     new_builder: &dyn Fn() -> Result<ort::session::builder::SessionBuilder, EngineError>,
 ) -> Result<FaceSession, EngineError> {
@@ -1272,7 +1309,14 @@ fn load_face(
             .with_num_threads(threads)
             .with_arbitrary_config(
                 "load_config",
-                r#"{"CPU":{"INFERENCE_PRECISION_HINT":"f32"}}"#.to_string(),
+                format!(
+                    r#"{{"CPU":{{"INFERENCE_PRECISION_HINT":"{}"}}}}"#,
+                    if precision == Precision::Bf16 {
+                        "bf16"
+                    } else {
+                        "f32"
+                    }
+                ),
             )
             .build()
             .error_on_failure()
@@ -1298,6 +1342,7 @@ fn load_face(
     Ok(FaceSession {
         session,
         model: path.to_path_buf(),
+        precision,
     })
 }
 
@@ -1706,6 +1751,37 @@ mod tests {
             assert_eq!(p, Precision::Fp32, "{provider}");
             assert!(why.contains(&provider.to_string()), "{why}");
         }
+    }
+
+    #[test]
+    fn the_face_detector_follows_the_pose_model_in_bf16_where_the_cpu_has_it() {
+        let bf16 = CpuFeatures {
+            bf16: true,
+            vnni: true,
+        };
+        // The face detector: bfloat16 where the CPU has it, unless the pose model computes in
+        // float32 (precision=fp32, openvino-bf16=false, or no bfloat16 and no int8 variant).
+        let avx2 = CpuFeatures::default();
+        for pose in [Precision::Bf16, Precision::Int8] {
+            assert_eq!(
+                face_precision(pose, Provider::OpenVino, bf16),
+                Precision::Bf16
+            );
+        }
+        assert_eq!(
+            face_precision(Precision::Fp32, Provider::OpenVino, bf16),
+            Precision::Fp32
+        );
+        for provider in [Provider::Cpu, Provider::Cuda(0)] {
+            assert_eq!(
+                face_precision(Precision::Bf16, provider, bf16),
+                Precision::Fp32
+            );
+        }
+        assert_eq!(
+            face_precision(Precision::Int8, Provider::OpenVino, avx2),
+            Precision::Fp32
+        );
     }
 
     #[test]

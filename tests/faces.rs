@@ -250,9 +250,12 @@ fn a_face_whose_body_is_hidden_is_covered_only_with_the_face_detector() {
         out.iter().all(|o| !eyes_covered(o, &face)),
         "the pose model was expected to miss this face (tests/data/faces/README.md)"
     );
-    // The default (both detectors) covers them, eyes and face.
-    for o in anonymize(&vec![pic.clone(); FRAMES], "") {
-        assert!(eyes_covered(&o, &face));
+    // The default (both detectors) covers them, eyes and face; so does the face detector in
+    // float32 (where the CPU has bfloat16, the default computes it in bfloat16).
+    for props in ["", "precision=fp32"] {
+        for o in anonymize(&vec![pic.clone(); FRAMES], props) {
+            assert!(eyes_covered(&o, &face), "{props}");
+        }
     }
     for o in anonymize(&vec![pic.clone(); FRAMES], "targets=face") {
         let share = o.magenta_share(inner(&face));
@@ -390,4 +393,45 @@ fn face_interval_runs_the_face_detector_on_every_nth_frame_and_after_a_cut() {
         .collect();
     assert_eq!(detected, [0, 3, 7, 10], "{s:?}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The face detector computes in bfloat16 on OpenVINO where the CPU has bfloat16 instructions
+/// (measured to cover the same faces as float32: README, Face coverage), in float32 under
+/// `precision=fp32` and everywhere else, and the provider note says which.
+#[test]
+fn the_face_detector_computes_in_bfloat16_only_where_the_cpu_has_it_and_fp32_is_not_asked() {
+    use gstyoloanonymize::engine::{
+        CpuFeatures, Device, Engine, EngineConfig, Precision, Provider, face_precision,
+    };
+    let config = |precision| EngineConfig {
+        model: gstyoloanonymize::default_model_path(),
+        device: Device::Auto,
+        threads: 0,
+        library_dirs: Vec::new(),
+        half_precision: false,
+        openvino_bf16: true,
+        face_model: Some(gstyoloanonymize::default_face_model_path()),
+        precision,
+    };
+    let cpu = CpuFeatures::detect();
+    for asked in [Precision::Auto, Precision::Fp32] {
+        let e = Engine::load_config(&config(asked)).unwrap();
+        let face = e.face.as_ref().expect("the face detector is loaded");
+        let want = face_precision(e.precision, e.provider, cpu);
+        assert_eq!(face.precision, want, "{asked}: {:?}", e.provider_note);
+        if asked == Precision::Fp32 || !cpu.bf16 || e.provider != Provider::OpenVino {
+            assert_eq!(face.precision, Precision::Fp32, "{asked}");
+        } else {
+            assert_eq!(face.precision, Precision::Bf16, "{asked}");
+        }
+        if e.provider == Provider::OpenVino {
+            let note = e.provider_note.clone().unwrap_or_default();
+            let said = if want == Precision::Bf16 {
+                "face detector: bfloat16"
+            } else {
+                "face detector: float32"
+            };
+            assert!(note.contains(said), "{asked}: {note}");
+        }
+    }
 }

@@ -205,7 +205,7 @@ pub fn properties() -> &'static [glib::ParamSpec] {
                 .build(),
             glib::ParamSpecEnum::builder_with_default("precision", Precision::Auto)
                 .nick("Precision")
-                .blurb("What the pose model computes in: auto = the fastest precision measured to keep the coverage bar on this provider (on OpenVINO the int8 model <model>-int8.onnx when it is there, else bfloat16 where the CPU has it, else float32; float32 on ONNX Runtime's CPU provider and CUDA); fp32, bf16 or int8 as asked (int8 lowers conf-threshold by 0.05 and pads regions by 8 network pixels, measured: models/README-int8.md). The yoloanonymize-provider message says what is in effect and why. With openvino-bf16=false, auto means fp32")
+                .blurb("What the models compute in: auto = the fastest precision measured to keep the coverage bar on this provider (on OpenVINO the int8 model <model>-int8.onnx when it is there, else bfloat16 where the CPU has it, else float32; float32 on ONNX Runtime's CPU provider and CUDA); fp32, bf16 or int8 as asked (int8 lowers conf-threshold by 0.05 and pads regions by 8 network pixels, measured: models/README-int8.md). The face detector computes in bfloat16 on OpenVINO where the CPU has it unless the pose model computes in float32 (there is no int8 face detector). The yoloanonymize-provider message says what is in effect and why. With openvino-bf16=false, auto means fp32")
                 .mutable_ready()
                 .build(),
             glib::ParamSpecFlags::builder::<Detectors>("detectors")
