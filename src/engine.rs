@@ -858,6 +858,9 @@ pub struct Engine {
     /// The face detector beside the pose model, when [`EngineConfig::face_model`] asks for one.
     pub face: Option<FaceSession>,
     session: Session,
+    /// With the int8 model on OpenVINO: the same model on ONNX Runtime's CPU provider, which runs
+    /// the network inputs [`is_small_input`] names (OpenVINO's int8 path cannot).
+    small: Option<Session>,
     input_name: String,
     pub input_shape: InputShape,
     /// The provider that took the session.
@@ -1200,6 +1203,19 @@ impl Engine {
             path: model.clone(),
             reason,
         })?;
+        // OpenVINO 2025.4's int8 path (onnxruntime-openvino 1.24.1) hangs or crashes on the
+        // smallest network inputs on an AMX CPU: those run on ONNX Runtime's CPU provider.
+        let small =
+            if provider == Provider::OpenVino && precision == Precision::Int8 {
+                Some(new_builder()?.commit_from_file(&model).map_err(|e| {
+                    EngineError::ModelLoad {
+                        path: model.clone(),
+                        reason: format!("on ONNX Runtime's CPU provider (for small inputs): {e}"),
+                    }
+                })?)
+            } else {
+                None
+            };
         let face = match &cfg.face_model {
             None => None,
             Some(path) => {
@@ -1231,6 +1247,7 @@ impl Engine {
         Ok(Self {
             face,
             session,
+            small,
             input_name: ins[0].0.clone(),
             input_shape,
             provider,
@@ -1258,8 +1275,11 @@ impl Engine {
     ) -> Result<usize, EngineError> {
         let err = |e: ort::Error| EngineError::Inference(e.to_string());
         let tensor = TensorRef::from_array_view((shape.map(|d| d as i64), input)).map_err(err)?;
-        let outputs = self
-            .session
+        let session = match &mut self.small {
+            Some(small) if is_small_input(shape) => small,
+            _ => &mut self.session,
+        };
+        let outputs = session
             .run(ort::inputs![self.input_name.as_str() => tensor])
             .map_err(err)?;
         let (oshape, data) = outputs[0].try_extract_tensor::<f32>().map_err(err)?;
@@ -1277,6 +1297,15 @@ impl Engine {
         out.extend_from_slice(data);
         Ok(oshape[2] as usize)
     }
+}
+
+/// Whether a network input `[batch, 3, height, width]` is one that the int8 model runs on ONNX
+/// Runtime's CPU provider instead of OpenVINO: fewer than 16 cells of the model's coarsest grid
+/// (32 x 32 pixels). On an Intel Xeon with AMX (2026-12-02) OpenVINO's int8 path hung or crashed
+/// (SIGSEGV) on 32x32, 64x32, 96x32, 128x32 and 64x64 (1 to 4 cells), and ran 160x32, 96x64 and
+/// larger; the bound leaves a margin. Inputs this small cost next to nothing on any provider.
+pub fn is_small_input(shape: [usize; 4]) -> bool {
+    shape[2].div_ceil(32) * shape[3].div_ceil(32) < 16
 }
 
 /// OpenVINO's inference precision hint for a session in `precision`. It is always given, because
@@ -1766,6 +1795,23 @@ mod tests {
             let (p, why) = choose_precision(Precision::Auto, provider, bf16, Some(int8));
             assert_eq!(p, Precision::Fp32, "{provider}");
             assert!(why.contains(&provider.to_string()), "{why}");
+        }
+    }
+
+    #[test]
+    fn small_inputs_are_those_under_sixteen_cells_of_32_pixels() {
+        for (h, w) in [
+            (32, 32),
+            (32, 128),
+            (64, 64),
+            (96, 96),
+            (32, 480),
+            (480, 32),
+        ] {
+            assert!(is_small_input([1, 3, h, w]), "{w}x{h}");
+        }
+        for (h, w) in [(128, 128), (32, 512), (480, 640), (64, 256)] {
+            assert!(!is_small_input([4, 3, h, w]), "{w}x{h}");
         }
     }
 

@@ -198,3 +198,53 @@ fn auto_runs_the_int8_model_on_openvino() {
 /// eyes within 3.6 px (worst 3.0 px); the bound leaves room for another CPU's int8 kernels.
 const MIN_PEOPLE_PCT: usize = 98;
 const MIN_EYES_PCT: usize = 98;
+
+/// The int8 model runs the smallest network inputs too (on an AMX CPU OpenVINO's int8 path hung
+/// or crashed on them; the engine runs them on ONNX Runtime's CPU provider, `is_small_input`),
+/// and the usual sizes, each within a minute.
+#[test]
+fn the_int8_model_answers_every_input_size_including_the_smallest() {
+    if version("MODEL_INT8_FILE").is_none() {
+        println!("no int8 model is shipped");
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut e = load(
+            &repo("models/yolo11n-pose-dynamic.onnx"),
+            Device::Auto,
+            Precision::Int8,
+        );
+        for shape in [
+            [1, 3, 32, 32],
+            [1, 3, 64, 64],
+            [4, 3, 32, 128],
+            [2, 3, 96, 96],
+            [1, 3, 32, 160],
+            [1, 3, 128, 128],
+            [2, 3, 480, 640],
+        ] {
+            let input = vec![0.5f32; shape.iter().product()];
+            let mut out = Vec::new();
+            let anchors = e.run(&input, shape, &mut out);
+            tx.send((
+                shape,
+                anchors.map(|a| (a, out.len())).map_err(|e| e.to_string()),
+            ))
+            .unwrap();
+        }
+    });
+    for _ in 0..7 {
+        let (shape, r) = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the int8 model did not answer within 60 s");
+        let (anchors, len) = r.unwrap_or_else(|e| panic!("{shape:?}: {e}"));
+        // Anchors of the three grids (strides 8, 16, 32).
+        let want: usize = [8, 16, 32]
+            .iter()
+            .map(|s| shape[2].div_ceil(*s) * shape[3].div_ceil(*s))
+            .sum();
+        assert_eq!(anchors, want, "{shape:?}");
+        assert_eq!(len, shape[0] * 56 * anchors, "{shape:?}");
+    }
+}
