@@ -13,6 +13,7 @@ about the runner, not about the model.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -219,8 +220,14 @@ class Archive(unittest.TestCase):
             runner(CLIPS, "--output", out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         try:
-            seen = self.wait_for_attempt_on(victim.node_id, out, proc)
-            log(f"{seen} is being written on node {victim.node_id[:12]}; removing that node")
+            seen, folder = self.wait_for_attempt_on(victim.node_id, out, proc)
+            # Frozen, so that it cannot finish before the node is gone (a 10-frame clip took 0.9 s
+            # on a fast host, less than the removal); the node's death still kills it (the CLI
+            # gets SIGKILL with PR_SET_PDEATHSIG, which a stopped process cannot hold off).
+            frozen = [int(c.split(":", 1)[0]) for c in processes_using(folder)]
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            log(f"{seen} is being written on node {victim.node_id[:12]} (CLI {frozen} stopped); removing that node")
             CLUSTER.remove_node(victim, allow_graceful=False)
             WORKERS.remove(victim)
             log(f"node {victim.node_id[:12]} removed at {time.strftime('%H:%M:%S')}")
@@ -253,8 +260,8 @@ class Archive(unittest.TestCase):
                 self.assert_corrupt_failed(r)
 
     def wait_for_attempt_on(self, node_id, out, proc, timeout=300):
-        """The name of a good file being written on `node_id` (its attempt folder holds a partial
-        output, beside attempt.json), once there is one."""
+        """The name and attempt folder of a good file being written on `node_id` (its attempt
+        folder holds a partial output, beside attempt.json, and its CLI runs), once there is one."""
         work = os.path.join(out, WORK_DIR_NAME)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -275,9 +282,14 @@ class Archive(unittest.TestCase):
                     ]
                 except (OSError, ValueError):
                     continue
-                if info.get("node") == node_id and info["name"] != CORRUPT and partial:
+                if (
+                    info.get("node") == node_id
+                    and info["name"] != CORRUPT
+                    and partial
+                    and processes_using(folder)
+                ):
                     log(f"partial files of {info['name']} on that node: {partial}")
-                    return info["name"]
+                    return info["name"], folder
             time.sleep(0.02)
         self.fail(f"no good file was being written on node {node_id} within {timeout} s")
 
