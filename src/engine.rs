@@ -637,7 +637,7 @@ pub const INT8_HINT: &str = "models/quantize-nncf.sh makes it from models/yolo11
 /// The rule (`auto`), from the measurements in models/README-int8.md and README Performance: on
 /// OpenVINO, the int8 variant when it is there (it is shipped only because it keeps the coverage
 /// bar with [`INT8_REGION_PAD`], and it ran 1.6 to 1.9 times as fast as float32 even on a CPU
-/// without VNNI; on a CPU with AMX bfloat16 ran the pose model 1.17 times as fast but left eyes
+/// without VNNI; on a CPU with AMX bfloat16 ran the pose model 1.07 times as fast but left eyes
 /// of faces >= 6 px uncovered in 5 frames of the face-coverage clip that int8 covers, so int8
 /// stays); else bfloat16 where the CPU has bfloat16 instructions; else float32. On ONNX Runtime's CPU
 /// provider (the project's float32 reference) and on CUDA, `auto` is float32. An explicit `int8`
@@ -810,7 +810,8 @@ pub struct FaceSession {
 /// int8 face detector: models/README-face.md): bfloat16 on OpenVINO where the CPU has bfloat16
 /// instructions and the pose model does not compute in float32 (so `precision=fp32` and
 /// `openvino-bf16=false` keep both detectors in float32); float32 otherwise. Measured: the same
-/// faces covered as float32 on the face-coverage clip, 1.55 times as fast (README, Performance).
+/// faces covered as float32 on the face-coverage clip, its inference 1.33 times as fast (README,
+/// Performance).
 pub fn face_precision(pose: Precision, provider: Provider, cpu: CpuFeatures) -> Precision {
     if provider == Provider::OpenVino && cpu.bf16 && pose != Precision::Fp32 {
         Precision::Bf16
