@@ -188,27 +188,61 @@ fn yuv_to_rgb_f(y: f32, u: f32, v: f32) -> [f32; 3] {
     ]
 }
 
-/// Blends two rows of 8-bit samples into `out` (`out[i] = a[i] + (b[i] - a[i]) * w`): the
-/// vertical half of the bilinear resize, one pass over each source row that the compiler
-/// vectorises.
-#[inline]
-fn blend_rows(a: &[u8], b: &[u8], w: f32, out: &mut Vec<f32>) {
-    out.clear();
-    out.extend(a.iter().zip(b).map(|(&a, &b)| {
-        let a = a as f32;
-        a + (b as f32 - a) * w
-    }));
+/// The horizontal half of the bilinear resize: samples `offset`, `offset + step`, ... of the
+/// 8-bit row `src` (one channel of a packed or interleaved row, or a plane's row), resampled at
+/// the output columns of `taps`, into `out`.
+#[inline(always)]
+fn resize_row(src: &[u8], taps: &[Tap], step: usize, offset: usize, out: &mut [f32]) {
+    for (o, t) in out.iter_mut().zip(taps) {
+        let a = src[t.i0 * step + offset] as f32;
+        let b = src[t.i1 * step + offset] as f32;
+        *o = a + (b - a) * t.w1;
+    }
 }
 
-/// The horizontal half of the bilinear resize: one sample of a vertically blended row.
-#[inline(always)]
-fn lerp(row: &[f32], i0: usize, i1: usize, w: f32) -> f32 {
-    let a = row[i0];
-    a + (row[i1] - a) * w
+/// The two horizontally resized source rows that the output row in hand blends: rows move down
+/// the frame as the output rows do, so each source row is resized once per frame (twice for the
+/// few a downscale skips back to, none).
+#[derive(Debug, Default)]
+struct RowPair {
+    /// The source row each slot holds, if any.
+    keys: [Option<usize>; 2],
+    rows: [Vec<f32>; 2],
+}
+
+impl RowPair {
+    /// Forgets the rows held (a new frame).
+    fn clear(&mut self, len: usize) {
+        self.keys = [None; 2];
+        for r in &mut self.rows {
+            r.resize(len, 0.0);
+        }
+    }
+
+    /// Source rows `i0` and `i1`, resized by `fill(row, out)` where not already held.
+    #[inline(always)]
+    fn get(
+        &mut self,
+        i0: usize,
+        i1: usize,
+        mut fill: impl FnMut(usize, &mut [f32]),
+    ) -> (&[f32], &[f32]) {
+        for i in [i0, i1] {
+            if !self.keys.contains(&Some(i)) {
+                // The slot that holds neither row (the keys are distinct, so one does).
+                let other = if i == i0 { i1 } else { i0 };
+                let slot = usize::from(self.keys[0] == Some(other));
+                fill(i, &mut self.rows[slot]);
+                self.keys[slot] = Some(i);
+            }
+        }
+        let slot = |i| usize::from(self.keys[0] != Some(i));
+        (&self.rows[slot(i0)], &self.rows[slot(i1)])
+    }
 }
 
 /// Reusable state for [`Preprocessor::fill_tensor`]: the resize taps of the last geometry and
-/// the vertically blended rows of the output row in hand.
+/// the horizontally resized source rows of the output row in hand.
 #[derive(Debug, Default)]
 pub struct Preprocessor {
     key: Option<Letterbox>,
@@ -217,17 +251,19 @@ pub struct Preprocessor {
     /// Taps on the 2x2-subsampled chroma grid.
     cxtaps: Vec<Tap>,
     cytaps: Vec<Tap>,
-    /// Blended source rows: luma (or the packed pixels), and U and V (or NV12's interleaved UV).
-    rows: [Vec<f32>; 3],
+    /// Resized luma rows (planar YUV) or R, G, B rows one after the other (packed formats).
+    main: RowPair,
+    /// Resized chroma rows, U then V (planar YUV).
+    chroma: RowPair,
 }
 
 impl Preprocessor {
     /// Writes `frame`, letterboxed by `lb`, into `out` (one image: `3 * net_h * net_w` values,
     /// planar RGB in `0..1`: the pose model's [`POSE_INPUT`]). Sampling is bilinear and reads the
-    /// frame's own planes: for each network row the two source rows are blended once (a
-    /// vectorised pass over the source width), then YUV is interpolated along the row and
-    /// converted once per network pixel, so the cost follows the network size, not the frame
-    /// size. No intermediate image is allocated.
+    /// frame's own planes: each source row is resized horizontally once (to the network's width,
+    /// luma and chroma apart), then each network row blends its two rows and converts YUV to RGB
+    /// in contiguous passes that the compiler vectorises, so the cost follows the network size. No
+    /// intermediate image is allocated.
     pub fn fill_tensor(&mut self, frame: &FrameRef<'_>, lb: &Letterbox, out: &mut [f32]) {
         self.fill_tensor_as(frame, lb, &POSE_INPUT, out);
     }
@@ -267,6 +303,10 @@ impl Preprocessor {
             );
             self.key = Some(*lb);
         }
+        let n = lb.inner_w;
+        let packed = frame.format.packed_layout();
+        self.main.clear(if packed.is_some() { 3 * n } else { n });
+        self.chroma.clear(2 * n);
         let plane = lb.net_w * lb.net_h;
         let (first, rest) = out.split_at_mut(plane);
         let (g_out, third) = rest.split_at_mut(plane);
@@ -276,8 +316,10 @@ impl Preprocessor {
             (first, third)
         };
         let (inv, pad) = (spec.scale, spec.pad);
-        let [ry, ru, rv] = &mut self.rows;
-        let (w, cw) = (frame.width, frame.width.div_ceil(2));
+        let s = &frame.strides;
+        let planes = &frame.planes;
+        let src_row = |p: usize, i: usize| &planes[p][i * s[p]..];
+        let (xtaps, cxtaps) = (&self.xtaps[..], &self.cxtaps[..]);
         for ny in 0..lb.net_h {
             let row = ny * lb.net_w;
             let inside = ny >= lb.pad_y && ny < lb.pad_y + lb.inner_h;
@@ -288,7 +330,7 @@ impl Preprocessor {
                 continue;
             }
             let left = row + lb.pad_x;
-            let right = left + lb.inner_w;
+            let right = left + n;
             for o in [&mut *r_out, &mut *g_out, &mut *b_out] {
                 o[row..left].fill(pad);
                 o[right..row + lb.net_w].fill(pad);
@@ -299,46 +341,50 @@ impl Preprocessor {
                 &mut b_out[left..right],
             );
             let t = self.ytaps[ny - lb.pad_y];
-            let s = &frame.strides;
-            let src_row = |p: usize, i: usize, len: usize| &frame.planes[p][i * s[p]..][..len];
-            match frame.format {
-                PixelFormat::I420 | PixelFormat::Nv12 => {
-                    blend_rows(src_row(0, t.i0, w), src_row(0, t.i1, w), t.w1, ry);
+            let wy = t.w1;
+            match packed {
+                None => {
+                    let (y0, y1) = self
+                        .main
+                        .get(t.i0, t.i1, |i, o| resize_row(src_row(0, i), xtaps, 1, 0, o));
                     let ct = self.cytaps[ny - lb.pad_y];
                     let nv12 = frame.format == PixelFormat::Nv12;
-                    if nv12 {
-                        let (a, b) = (src_row(1, ct.i0, 2 * cw), src_row(1, ct.i1, 2 * cw));
-                        blend_rows(a, b, ct.w1, ru);
-                    } else {
-                        blend_rows(src_row(1, ct.i0, cw), src_row(1, ct.i1, cw), ct.w1, ru);
-                        blend_rows(src_row(2, ct.i0, cw), src_row(2, ct.i1, cw), ct.w1, rv);
-                    }
-                    let (ur, vr, step, vo): (&[f32], &[f32], usize, usize) =
-                        if nv12 { (ru, ru, 2, 1) } else { (ru, rv, 1, 0) };
-                    for (i, (xt, cx)) in self.xtaps.iter().zip(&self.cxtaps).enumerate() {
-                        let y = lerp(ry, xt.i0, xt.i1, xt.w1);
-                        let (c0, c1) = (cx.i0 * step, cx.i1 * step);
-                        let u = lerp(ur, c0, c1, cx.w1);
-                        let v = lerp(vr, c0 + vo, c1 + vo, cx.w1);
+                    let (c0, c1) = self.chroma.get(ct.i0, ct.i1, |i, o| {
+                        let (u, v) = o.split_at_mut(n);
+                        if nv12 {
+                            resize_row(src_row(1, i), cxtaps, 2, 0, u);
+                            resize_row(src_row(1, i), cxtaps, 2, 1, v);
+                        } else {
+                            resize_row(src_row(1, i), cxtaps, 1, 0, u);
+                            resize_row(src_row(2, i), cxtaps, 1, 0, v);
+                        }
+                    });
+                    let wc = ct.w1;
+                    let (y0, y1) = (&y0[..n], &y1[..n]);
+                    let (u0, v0) = c0.split_at(n);
+                    let (u1, v1) = c1.split_at(n);
+                    for i in 0..n {
+                        let y = y0[i] + (y1[i] - y0[i]) * wy;
+                        let u = u0[i] + (u1[i] - u0[i]) * wc;
+                        let v = v0[i] + (v1[i] - v0[i]) * wc;
                         let [r, g, b] = yuv_to_rgb_f(y, u, v);
                         r_row[i] = r * inv;
                         g_row[i] = g * inv;
                         b_row[i] = b * inv;
                     }
                 }
-                _ => {
-                    let (bpp, ro, go, bo) = frame.format.packed_layout().expect("packed format");
-                    blend_rows(
-                        src_row(0, t.i0, w * bpp),
-                        src_row(0, t.i1, w * bpp),
-                        t.w1,
-                        ry,
-                    );
-                    for (i, xt) in self.xtaps.iter().enumerate() {
-                        let (p0, p1) = (xt.i0 * bpp, xt.i1 * bpp);
-                        r_row[i] = lerp(ry, p0 + ro, p1 + ro, xt.w1) * inv;
-                        g_row[i] = lerp(ry, p0 + go, p1 + go, xt.w1) * inv;
-                        b_row[i] = lerp(ry, p0 + bo, p1 + bo, xt.w1) * inv;
+                Some((bpp, ro, go, bo)) => {
+                    let (a, b) = self.main.get(t.i0, t.i1, |i, o| {
+                        let src = src_row(0, i);
+                        for (c, off) in [ro, go, bo].into_iter().enumerate() {
+                            resize_row(src, xtaps, bpp, off, &mut o[c * n..(c + 1) * n]);
+                        }
+                    });
+                    for (c, o) in [r_row, g_row, b_row].into_iter().enumerate() {
+                        let (a, b) = (&a[c * n..(c + 1) * n], &b[c * n..(c + 1) * n]);
+                        for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                            *o = (a + (b - a) * wy) * inv;
+                        }
                     }
                 }
             }
@@ -687,12 +733,16 @@ pub(crate) mod tests {
             scale: 1.0,
             pad: 0.0,
         };
+        // One preprocessor kept across frames, formats and sizes, as the element keeps it: what
+        // it holds from one frame must not leak into the next.
+        let mut kept = Preprocessor::default();
         for format in PixelFormat::ALL {
             for &(w, h, geometry) in &[
                 (77, 45, 0), // to input size 64: downscale with padding
                 (40, 30, 1), // x1.5 upscale
                 (33, 19, 2), // x2.3 upscale, odd sizes
                 (64, 48, 3), // x1
+                (5, 2, 3), // x1, two rows: the first rows of a frame are the last of the one before
             ] {
                 let planes = make_frame(format, w, h, |x, y| {
                     (
@@ -726,6 +776,14 @@ pub(crate) mod tests {
                     planes: [&padded[0], &padded[1], &padded[2]],
                     strides: wide,
                 };
+                let inverted: Vec<Vec<u8>> = padded
+                    .iter()
+                    .map(|p| p.iter().map(|v| 255 - v).collect())
+                    .collect();
+                let negative = FrameRef {
+                    planes: [&inverted[0], &inverted[1], &inverted[2]],
+                    ..frame
+                };
                 let lb = match geometry {
                     0 => Letterbox::new(w, h, 64),
                     1 => Letterbox::with_scale(w, h, 1.5),
@@ -737,6 +795,15 @@ pub(crate) mod tests {
                     let mut got = vec![1e9f32; lb.tensor_len()];
                     OldPreprocessor::default().fill_tensor_as(&frame, &lb, &spec, &mut want);
                     Preprocessor::default().fill_tensor_as(&frame, &lb, &spec, &mut got);
+                    // Another picture of the same size first, as in a stream: its last rows must
+                    // not stand in for this frame's first.
+                    let mut again = vec![-1f32; lb.tensor_len()];
+                    kept.fill_tensor_as(&negative, &lb, &spec, &mut again);
+                    kept.fill_tensor_as(&frame, &lb, &spec, &mut again);
+                    assert_eq!(
+                        got, again,
+                        "{format:?} {w}x{h} geometry {geometry}: kept state"
+                    );
                     let tol = 1e-3 * spec.scale * 255.0;
                     for (i, (a, b)) in want.iter().zip(&got).enumerate() {
                         assert!(
