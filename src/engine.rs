@@ -578,12 +578,46 @@ pub fn nvidia_driver_present() -> bool {
 pub fn cpu_has_bf16() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512bf16") || cpuinfo_has(" amx_bf16")
+        std::arch::is_x86_feature_detected!("avx512bf16") || cpu_has_amx_bf16()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
     }
+}
+
+/// Whether bfloat16 is faster than float32 on this CPU, so that `precision=auto`, the face
+/// detector and the int8 model's float parts use it: with AMX-BF16 (Intel tile units), or with
+/// AVX512-BF16 on an AMD CPU. Measured with `benches/bench.sh --frames 795`, the pose model in
+/// bfloat16 against float32: 1.56x on an AMD EPYC with AVX512-BF16 (2026-11-26), 1.96x on an
+/// Intel Xeon with AMX (2026-12-02), and 0.73x on an Intel Xeon whose AVX512-BF16 came without
+/// AMX (2026-12-02: `vdpbf16ps` does no more multiply-adds a cycle than two FMA units do in
+/// float32, and OpenVINO converts around it).
+pub fn cpu_bf16_is_fast() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        cpu_has_amx_bf16() || (std::arch::is_x86_feature_detected!("avx512bf16") && cpu_is_amd())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn cpu_has_amx_bf16() -> bool {
+    cpuinfo_has(" amx_bf16")
+}
+
+/// Whether the CPU's vendor string (CPUID leaf 0) is AMD's.
+#[cfg(target_arch = "x86_64")]
+fn cpu_is_amd() -> bool {
+    let r = std::arch::x86_64::__cpuid(0);
+    let vendor: Vec<u8> = [r.ebx, r.edx, r.ecx]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    vendor == b"AuthenticAMD"
 }
 
 /// Whether this CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8). Without
@@ -609,7 +643,10 @@ fn cpuinfo_has(flag: &str) -> bool {
 /// The CPU features that decide the precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CpuFeatures {
+    /// bfloat16 instructions ([`cpu_has_bf16`]): `precision=bf16` runs in bfloat16.
     pub bf16: bool,
+    /// bfloat16 faster than float32 ([`cpu_bf16_is_fast`]): chosen without being asked.
+    pub bf16_fast: bool,
     pub vnni: bool,
 }
 
@@ -618,6 +655,7 @@ impl CpuFeatures {
     pub fn detect() -> Self {
         CpuFeatures {
             bf16: cpu_has_bf16(),
+            bf16_fast: cpu_bf16_is_fast(),
             vnni: cpu_has_vnni(),
         }
     }
@@ -639,10 +677,12 @@ pub const INT8_HINT: &str = "models/quantize-nncf.sh makes it from models/yolo11
 /// bar with [`INT8_REGION_PAD`], and it ran 1.6 to 1.9 times as fast as float32 even on a CPU
 /// without VNNI; on a CPU with AMX bfloat16 ran the pose model 1.07 times as fast but left eyes
 /// of faces >= 6 px uncovered in 5 frames of the face-coverage clip that int8 covers, so int8
-/// stays); else bfloat16 where the CPU has bfloat16 instructions; else float32. On ONNX Runtime's CPU
-/// provider (the project's float32 reference) and on CUDA, `auto` is float32. An explicit `int8`
-/// runs the int8 variant on any provider; an explicit `bf16` falls back to float32, with a note,
-/// where it cannot be had. `int8` is the variant's path when it exists.
+/// stays); else bfloat16 where it is faster than float32 on the CPU ([`cpu_bf16_is_fast`]); else
+/// float32. On ONNX Runtime's CPU provider (the project's float32 reference) and on CUDA, `auto`
+/// is float32. An explicit `int8` runs the int8 variant on any provider; an explicit `bf16` runs
+/// bfloat16 wherever the CPU has the instructions (saying so where it is the slower), and falls
+/// back to float32, with a note, where it cannot be had. `int8` is the variant's path when it
+/// exists.
 pub fn choose_precision(
     requested: Precision,
     provider: Provider,
@@ -673,9 +713,15 @@ pub fn choose_precision(
                     p.display()
                 ),
             ),
-            None if cpu.bf16 => (
+            None if cpu.bf16_fast => (
                 Precision::Bf16,
                 "precision=auto: bfloat16 (this CPU has bfloat16 instructions; no int8 variant of the model beside it)".into(),
+            ),
+            None if cpu.bf16 => (
+                Precision::Fp32,
+                format!(
+                    "precision=auto: float32: this CPU's bfloat16 instructions (AVX512-BF16 without AMX) ran the model slower than float32, and the model has no int8 variant beside it ({INT8_HINT})"
+                ),
             ),
             None => (
                 Precision::Fp32,
@@ -684,9 +730,13 @@ pub fn choose_precision(
                 ),
             ),
         },
-        (Precision::Bf16, true) if cpu.bf16 => {
+        (Precision::Bf16, true) if cpu.bf16_fast => {
             (Precision::Bf16, "precision=bf16: bfloat16".into())
         }
+        (Precision::Bf16, true) if cpu.bf16 => (
+            Precision::Bf16,
+            "precision=bf16: bfloat16 (on this CPU, AVX512-BF16 without AMX, it ran slower than float32: precision=auto or fp32 is faster)".into(),
+        ),
         (Precision::Bf16, true) => (
             Precision::Fp32,
             "precision=bf16: this CPU has no bfloat16 instructions (AVX512-BF16, AMX); computing in float32".into(),
@@ -807,13 +857,13 @@ pub struct FaceSession {
 }
 
 /// What the face detector computes in, given the pose model's precision in effect (there is no
-/// int8 face detector: models/README-face.md): bfloat16 on OpenVINO where the CPU has bfloat16
-/// instructions and the pose model does not compute in float32 (so `precision=fp32` and
+/// int8 face detector: models/README-face.md): bfloat16 on OpenVINO where bfloat16 is faster than
+/// float32 on the CPU ([`cpu_bf16_is_fast`]) and the pose model does not compute in float32 (so `precision=fp32` and
 /// `openvino-bf16=false` keep both detectors in float32); float32 otherwise. Measured: the same
 /// faces covered as float32 on the face-coverage clip, its inference 1.33 times as fast (README,
 /// Performance).
 pub fn face_precision(pose: Precision, provider: Provider, cpu: CpuFeatures) -> Precision {
-    if provider == Provider::OpenVino && cpu.bf16 && pose != Precision::Fp32 {
+    if provider == Provider::OpenVino && cpu.bf16_fast && pose != Precision::Fp32 {
         Precision::Bf16
     } else {
         Precision::Fp32
@@ -1137,8 +1187,10 @@ impl Engine {
                 let mut builder = new_builder()?;
                 let hint = openvino_hint(prec, cpu);
                 if prec == Precision::Int8 && hint == "bf16" {
+                    why.push_str(", its float parts in bfloat16 (fast on this CPU)");
+                } else if prec == Precision::Int8 && cpu.bf16 {
                     why.push_str(
-                        ", its float parts in bfloat16 (this CPU has bfloat16 instructions)",
+                        ", its float parts in float32 (this CPU's bfloat16, AVX512-BF16 without AMX, is the slower)",
                     );
                 }
                 let ov = ep::OpenVINO::default()
@@ -1158,11 +1210,7 @@ impl Engine {
                     }
                     Err(e) => {
                         let why = format!("OpenVINO could not start a session: {e}");
-                        let note = unavailable(why)?;
-                        provider_note = Some(match provider_note {
-                            Some(n) => format!("{n}; {note}"),
-                            None => note,
-                        });
+                        append_note(&mut provider_note, unavailable(why)?);
                     }
                 }
             }
@@ -1190,10 +1238,7 @@ impl Engine {
         // What the CPU computes in and why (on CUDA the precision is `half-precision`'s, and a
         // note there would read as a fallback warning).
         if !provider.is_cuda() {
-            provider_note = Some(match provider_note {
-                Some(n) => format!("{n}; {why}"),
-                None => why,
-            });
+            append_note(&mut provider_note, why);
         }
         let precision_note = (cfg.half_precision && !provider.is_cuda()).then(|| {
             "half-precision=true does not help on the CPU: ONNX Runtime has no float16 convolutions there and computes them in float32 (models/README-fp16.md); keeping the float32 model".to_string()
@@ -1221,20 +1266,14 @@ impl Engine {
             None => None,
             Some(path) => {
                 let prec = face_precision(precision, provider, cpu);
-                let face = load_face(path, provider, prec, threads, &new_builder)?;
+                let face = load_face(path, provider, prec, cpu, threads, &new_builder)?;
                 if provider == Provider::OpenVino {
-                    let note = format!(
-                        "face detector: {}",
-                        if prec == Precision::Bf16 {
-                            "bfloat16"
-                        } else {
-                            "float32"
-                        }
-                    );
-                    provider_note = Some(match provider_note {
-                        Some(n) => format!("{n}; {note}"),
-                        None => note,
-                    });
+                    let name = if prec == Precision::Bf16 {
+                        "bfloat16"
+                    } else {
+                        "float32"
+                    };
+                    append_note(&mut provider_note, format!("face detector: {name}"));
                 }
                 Some(face)
             }
@@ -1312,15 +1351,23 @@ pub fn is_small_input(shape: [usize; 4]) -> bool {
 /// OpenVINO's inference precision hint for a session in `precision`. It is always given, because
 /// OpenVINO's own default is bfloat16 on CPUs that have it, so float32 has to be asked for. The
 /// int8 model's float parts (its decode, the last convolution of each head branch, the attention
-/// block) compute in bfloat16 where the CPU has it: measured on an AMX host (2026-12-02), the
+/// block) compute in bfloat16 where it is fast ([`cpu_bf16_is_fast`]): measured on an AMX host (2026-12-02), the
 /// int8 model ran 1.10 times as fast so, and covered the same eye regions of the float32
 /// reference on vtest.avi (624 of 626, the same two frames) as with float32 float parts.
 fn openvino_hint(precision: Precision, cpu: CpuFeatures) -> &'static str {
     match precision {
         Precision::Bf16 => "bf16",
-        Precision::Int8 if cpu.bf16 => "bf16",
+        Precision::Int8 if cpu.bf16_fast => "bf16",
         _ => "f32",
     }
+}
+
+/// Appends `more` to a provider note (`; ` between parts).
+fn append_note(note: &mut Option<String>, more: String) {
+    *note = Some(match note.take() {
+        Some(n) => format!("{n}; {more}"),
+        None => more,
+    });
 }
 
 /// The OpenVINO EP's `load_config` for a CPU session with precision hint `hint`. Denormal
@@ -1339,6 +1386,7 @@ fn load_face(
     path: &Path,
     provider: Provider,
     precision: Precision,
+    cpu: CpuFeatures,
     threads: usize,
     new_builder: &dyn Fn() -> Result<ort::session::builder::SessionBuilder, EngineError>,
 ) -> Result<FaceSession, EngineError> {
@@ -1358,11 +1406,7 @@ fn load_face(
             .with_num_threads(threads)
             .with_arbitrary_config(
                 "load_config",
-                openvino_config(if precision == Precision::Bf16 {
-                    "bf16"
-                } else {
-                    "f32"
-                }),
+                openvino_config(openvino_hint(precision, cpu)),
             )
             .build()
             .error_on_failure()
@@ -1767,10 +1811,12 @@ mod tests {
         let avx2 = CpuFeatures::default();
         let bf16 = CpuFeatures {
             bf16: true,
+            bf16_fast: true,
             vnni: true,
         };
         let vnni = CpuFeatures {
             bf16: false,
+            bf16_fast: false,
             vnni: true,
         };
         let (p, why) = choose_precision(Precision::Auto, Provider::OpenVino, avx2, Some(int8));
@@ -1800,6 +1846,33 @@ mod tests {
     }
 
     #[test]
+    fn bfloat16_that_is_slower_than_float32_is_run_only_when_asked_for() {
+        // AVX512-BF16 without AMX on an Intel CPU: bfloat16 measured 0.73x float32.
+        let slow = CpuFeatures {
+            bf16: true,
+            bf16_fast: false,
+            vnni: true,
+        };
+        let (p, why) = choose_precision(Precision::Auto, Provider::OpenVino, slow, None);
+        assert_eq!(p, Precision::Fp32);
+        assert!(why.contains("slower than float32"), "{why}");
+        let int8 = Path::new("/m/y-int8.onnx");
+        let (p, _) = choose_precision(Precision::Auto, Provider::OpenVino, slow, Some(int8));
+        assert_eq!(p, Precision::Int8);
+        assert_eq!(openvino_hint(Precision::Int8, slow), "f32");
+        for pose in [Precision::Int8, Precision::Bf16] {
+            assert_eq!(
+                face_precision(pose, Provider::OpenVino, slow),
+                Precision::Fp32
+            );
+        }
+        let (p, why) = choose_precision(Precision::Bf16, Provider::OpenVino, slow, Some(int8));
+        assert_eq!(p, Precision::Bf16);
+        assert!(why.contains("slower than float32"), "{why}");
+        assert_eq!(openvino_hint(Precision::Bf16, slow), "bf16");
+    }
+
+    #[test]
     fn small_inputs_are_those_under_sixteen_cells_of_32_pixels() {
         for (h, w) in [
             (32, 32),
@@ -1820,6 +1893,7 @@ mod tests {
     fn the_int8_models_float_parts_compute_in_bf16_where_the_cpu_has_it() {
         let bf16 = CpuFeatures {
             bf16: true,
+            bf16_fast: true,
             vnni: true,
         };
         let avx2 = CpuFeatures::default();
@@ -1839,6 +1913,7 @@ mod tests {
     fn the_face_detector_follows_the_pose_model_in_bf16_where_the_cpu_has_it() {
         let bf16 = CpuFeatures {
             bf16: true,
+            bf16_fast: true,
             vnni: true,
         };
         // The face detector: bfloat16 where the CPU has it, unless the pose model computes in
@@ -1872,6 +1947,7 @@ mod tests {
         let avx2 = CpuFeatures::default();
         let bf16 = CpuFeatures {
             bf16: true,
+            bf16_fast: true,
             vnni: true,
         };
         for provider in [Provider::OpenVino, Provider::Cpu] {
