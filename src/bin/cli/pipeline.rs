@@ -36,6 +36,8 @@ pub struct Anonymizer {
     pub moved: Arc<AtomicU64>,
     /// The file sink: its errors are about writing the output.
     pub sink: gst::Element,
+    /// Buffers that came out of the decoder so far: whether the input gives any video.
+    pub decoded: Arc<AtomicU64>,
 }
 
 /// Builds the pipeline that anonymizes `job` with the settings in `cli`, writing the MP4 to
@@ -86,7 +88,7 @@ pub fn build(job: &Job, location: &Path, cli: &Cli) -> Result<Anonymizer> {
     let video_sink = decoded
         .static_pad("sink")
         .ok_or_else(|| Error::new("queue has no sink pad"))?;
-    connect_pads(&source, video_sink, mux);
+    connect_pads(&source, video_sink.clone(), mux);
     let moved = Arc::new(AtomicU64::new(0));
     for element in [&anonymize, &encoder] {
         let counter = moved.clone();
@@ -98,11 +100,18 @@ pub fn build(job: &Job, location: &Path, cli: &Cli) -> Result<Anonymizer> {
                 gst::PadProbeReturn::Ok
             });
     }
+    let arrived = Arc::new(AtomicU64::new(0));
+    let counter = arrived.clone();
+    video_sink.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
     Ok(Anonymizer {
         pipeline,
         anonymize,
         moved,
         sink,
+        decoded: arrived,
     })
 }
 

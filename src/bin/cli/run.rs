@@ -26,6 +26,12 @@ const POLL: Duration = Duration::from_millis(200);
 /// encoder before the tool gives up (draining the frames it holds takes as long as it takes).
 const STALL_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long the pipeline may run, once the model is loaded, without a single frame coming out of
+/// the decoder before the tool gives up. Seen under load (3 runs at once on 2 cores, 2 in 45): on a
+/// damaged MP4 (an `mdat` without `moov`) qtdemux's "no known streams found" error was posted
+/// but never reached the pipeline's bus, and the run waited forever.
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Exit status when the tool is stopped by a second Ctrl-C.
 pub const EXIT_INTERRUPTED: i32 = 130;
 
@@ -162,6 +168,8 @@ fn play(
         return Err(first_error(&bus, &anonymizer.sink)
             .unwrap_or_else(|| Failure::Other(Error::new("the pipeline could not be started"))));
     }
+    // From here the model is loaded (the anonymizer's start runs within the state change).
+    let playing = Instant::now();
     let mut final_stats = None;
     let mut eos_sent = false;
     // After Ctrl-C: buffers moved so far, and when that count last changed.
@@ -191,6 +199,14 @@ fn play(
             break;
         }
         progress.poll(pipeline, &anonymizer.anonymize);
+        if anonymizer.decoded.load(Ordering::Relaxed) == 0
+            && playing.elapsed() > FIRST_FRAME_TIMEOUT
+        {
+            return Err(Failure::Other(Error::new(format!(
+                "no video frame came out of the decoder in {} s: the input may be damaged or have no playable streams; the output is not kept",
+                FIRST_FRAME_TIMEOUT.as_secs()
+            ))));
+        }
     }
     let stats = final_stats
         .ok_or_else(|| Failure::Other(Error::new("no video frame reached the anonymizer")))?;
