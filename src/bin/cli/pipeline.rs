@@ -91,28 +91,29 @@ pub fn build(job: &Job, location: &Path, cli: &Cli) -> Result<Anonymizer> {
     connect_pads(&source, video_sink.clone(), mux);
     let moved = Arc::new(AtomicU64::new(0));
     for element in [&anonymize, &encoder] {
-        let counter = moved.clone();
-        element
+        let pad = element
             .static_pad("src")
-            .ok_or_else(|| Error::new("an element has no src pad"))?
-            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                counter.fetch_add(1, Ordering::Relaxed);
-                gst::PadProbeReturn::Ok
-            });
+            .ok_or_else(|| Error::new("an element has no src pad"))?;
+        count_buffers(&pad, &moved);
     }
-    let arrived = Arc::new(AtomicU64::new(0));
-    let counter = arrived.clone();
-    video_sink.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-        counter.fetch_add(1, Ordering::Relaxed);
-        gst::PadProbeReturn::Ok
-    });
+    let frames_decoded = Arc::new(AtomicU64::new(0));
+    count_buffers(&video_sink, &frames_decoded);
     Ok(Anonymizer {
         pipeline,
         anonymize,
         moved,
         sink,
-        decoded: arrived,
+        decoded: frames_decoded,
     })
+}
+
+/// Adds one to `counter` for each buffer that passes `pad`.
+fn count_buffers(pad: &gst::Pad, counter: &Arc<AtomicU64>) {
+    let counter = counter.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// Links `uridecodebin`'s pads as they appear, and fails the pipeline when the input turns out
