@@ -292,32 +292,50 @@ impl Run {
             if self.log.eos || self.log.error.is_some() || t0.elapsed() > timeout {
                 return false;
             }
-            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) else {
-                continue;
-            };
-            let from = msg.src().map(|s| s.path_string()).unwrap_or_default();
-            match msg.view() {
-                // What gst-launch-1.0 does: elements found their latency changed.
-                gst::MessageView::Latency(_) => {
-                    let _ = self.pipeline.recalculate_latency();
-                }
-                gst::MessageView::Eos(_) => self.log.eos = true,
-                gst::MessageView::Error(e) => {
-                    self.log.error = Some(format!("{from}: {} ({:?})", e.error(), e.debug()))
-                }
-                gst::MessageView::Warning(w) => {
-                    self.log
-                        .warnings
-                        .push(format!("{from}: {} ({:?})", w.error(), w.debug()))
-                }
-                gst::MessageView::Element(e) => {
-                    if let Some(s) = e.structure().filter(|s| s.name() == STATS_MESSAGE) {
-                        self.log.stats.push(s.to_owned());
-                    }
-                }
-                _ => {}
+            if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) {
+                self.record(&msg);
             }
         }
+    }
+
+    /// Notes what a bus message says in the log (and does what gst-launch-1.0 does on a
+    /// latency message).
+    fn record(&mut self, msg: &gst::Message) {
+        let from = msg.src().map(|s| s.path_string()).unwrap_or_default();
+        match msg.view() {
+            // What gst-launch-1.0 does: elements found their latency changed.
+            gst::MessageView::Latency(_) => {
+                let _ = self.pipeline.recalculate_latency();
+            }
+            gst::MessageView::Eos(_) => self.log.eos = true,
+            gst::MessageView::Error(e) => {
+                self.log.error = Some(format!("{from}: {} ({:?})", e.error(), e.debug()))
+            }
+            gst::MessageView::Warning(w) => {
+                self.log
+                    .warnings
+                    .push(format!("{from}: {} ({:?})", w.error(), w.debug()))
+            }
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure().filter(|s| s.name() == STATS_MESSAGE) {
+                    self.log.stats.push(s.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Waits (at most `timeout`) for EOS, also after an error: rtspsrc posts its error first
+    /// and then sends EOS downstream. Returns whether EOS came.
+    fn wait_eos(&mut self, timeout: Duration) -> bool {
+        let bus = self.pipeline.bus().unwrap();
+        let t0 = Instant::now();
+        while !self.log.eos && t0.elapsed() < timeout {
+            if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) {
+                self.record(&msg);
+            }
+        }
+        self.log.eos
     }
 
     /// Waits (at most `timeout`) for EOS or an error; returns how long it took.
@@ -542,6 +560,12 @@ fn camera_going_away_ends_the_pipeline() {
             .chain(&run.log.warnings)
             .any(|m| m.contains("rtspsrc")),
         "rtspsrc says the stream was lost"
+    );
+    // An error comes before rtspsrc's EOS; the frames the element holds leave at that EOS.
+    assert!(
+        run.wait_eos(Duration::from_secs(5)),
+        "EOS follows within 5 s (error {:?})",
+        run.log.error
     );
     let seen = run.seen.lock().unwrap();
     assert_eq!(
