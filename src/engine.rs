@@ -635,9 +635,14 @@ pub fn cpu_has_vnni() -> bool {
     }
 }
 
+/// Whether /proc/cpuinfo lists `flag` (for the features `is_x86_feature_detected!` does not
+/// know, such as AMX). The file is read once per process.
 #[cfg(target_arch = "x86_64")]
 fn cpuinfo_has(flag: &str) -> bool {
-    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains(flag))
+    static CPUINFO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CPUINFO
+        .get_or_init(|| std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default())
+        .contains(flag)
 }
 
 /// The CPU features that decide the precision.
