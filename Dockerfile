@@ -168,7 +168,7 @@ COPY --from=build /src/target/release/yoloanonymize-cli /usr/local/bin/
 COPY models/yolo11n-pose-dynamic.onnx models/README.md models/LICENSE-AGPL-3.0.txt /usr/local/share/yoloanonymize/models/
 # The int8 variant that precision=auto runs on OpenVINO (models/README-int8.md).
 COPY models/yolo11n-pose-dynamic-int8.onnx models/README-int8.md /usr/local/share/yoloanonymize/models/
-COPY models/face_detection_yunet_2023mar_dynamic.onnx models/README-face.md models/LICENSE-YuNet-MIT.txt /usr/local/share/yoloanonymize/models/
+COPY models/face_detection_yunet_2023mar_dynamic.onnx models/face_detection_yunet_2023mar_dynamic-int8.onnx models/README-face.md models/LICENSE-YuNet-MIT.txt /usr/local/share/yoloanonymize/models/
 COPY pipelines/ /usr/local/share/yoloanonymize/pipelines/
 COPY LICENSE /usr/local/share/doc/gst-plugin-yoloanonymize/LICENSE
 

@@ -117,6 +117,9 @@ fp16=$YA_REPO_ROOT/models/$MODEL_FP16_FILE
 face=$YA_REPO_ROOT/models/$FACE_MODEL_FILE
 [[ -f "$face" && "$(sha256sum "$face" | cut -d' ' -f1)" == "$FACE_MODEL_SHA256" ]] ||
     ya_die "$face is missing or does not have the expected sha256 $FACE_MODEL_SHA256 (the face detector; models/make-yunet-dynamic.sh remakes it)."
+face_int8=$YA_REPO_ROOT/models/$FACE_MODEL_INT8_FILE
+[[ -f "$face_int8" && "$(sha256sum "$face_int8" | cut -d' ' -f1)" == "$FACE_MODEL_INT8_SHA256" ]] ||
+    ya_die "$face_int8 is missing or does not have the expected sha256 $FACE_MODEL_INT8_SHA256 (the face detector's int8 variant; models/quantize-face-nncf.sh remakes it)."
 int8=$YA_REPO_ROOT/models/$MODEL_INT8_FILE
 [[ -f "$int8" && "$(sha256sum "$int8" | cut -d' ' -f1)" == "$MODEL_INT8_SHA256" ]] ||
     ya_die "$int8 is missing or does not have the expected sha256 $MODEL_INT8_SHA256 (precision=int8 and auto on OpenVINO use it; models/quantize-nncf.sh remakes it)."
