@@ -128,6 +128,14 @@ pub const INT8_REGION_PAD: f32 = 8.0;
 /// reference's eye regions on vtest.avi, 99.42 % at most, whatever the padding; at 0.20 it does).
 pub const INT8_CONF_OFFSET: f32 = 0.05;
 
+/// How much the face detector's threshold (`face-threshold`) is lowered when it runs its int8
+/// variant. The int8 face model scores faces a little below float32, so faces that float32 scores
+/// just above the threshold fall under it: on the sample clip at the default 0.5 the int8 model
+/// found 251 of the 267 faces float32 finds (all 16 missed scored 0.50 to 0.545 in float32; every
+/// face float32 scores 0.7 or more found), at 0.45 265, at 0.4 all 267 (`tests/int8.rs`,
+/// 2026-12-02). The extra detections err on the side of redaction.
+pub const FACE_INT8_CONF_OFFSET: f32 = 0.1;
+
 impl Precision {
     /// How much the element lowers its confidence threshold for a session in this precision (the
     /// extra detections err on the side of redaction).
@@ -855,20 +863,37 @@ pub struct InputShape {
 /// The face detector's session, on the pose model's provider.
 pub struct FaceSession {
     session: Session,
-    /// The face model file.
+    /// The int8 model on ONNX Runtime's CPU provider for the smallest inputs ([`is_small_input`]),
+    /// as for the pose model: OpenVINO's int8 path is not trusted with them.
+    small: Option<Session>,
+    /// The face model file it runs (the int8 variant when [`face_precision`] chose int8).
     pub model: PathBuf,
-    /// What it computes in: [`Precision::Bf16`] or [`Precision::Fp32`] ([`face_precision`]).
+    /// What it computes in ([`face_precision`]).
     pub precision: Precision,
+    /// How much the element lowers `face-threshold` for it ([`FACE_INT8_CONF_OFFSET`] for int8).
+    pub conf_offset: f32,
 }
 
-/// What the face detector computes in, given the pose model's precision in effect (there is no
-/// int8 face detector: models/README-face.md): bfloat16 on OpenVINO where bfloat16 is faster than
-/// float32 on the CPU ([`cpu_bf16_is_fast`]) and the pose model does not compute in float32 (so `precision=fp32` and
-/// `openvino-bf16=false` keep both detectors in float32); float32 otherwise. Measured: the same
-/// faces covered as float32 on the face-coverage clip, its inference 1.33 times as fast (README,
-/// Performance).
-pub fn face_precision(pose: Precision, provider: Provider, cpu: CpuFeatures) -> Precision {
-    if provider == Provider::OpenVino && cpu.bf16_fast && pose != Precision::Fp32 {
+/// What the face detector computes in, given the pose model's precision in effect, the provider,
+/// the CPU and whether the face model's int8 variant (`<face model>-int8.onnx`,
+/// models/quantize-face-nncf.sh) is there. On OpenVINO: int8 when the pose model runs int8 and the
+/// variant is there (measured on the face-coverage clip to cover the faces float32 covers, and
+/// 1.7 times as fast on an AVX2 CPU: models/README-face.md); else bfloat16 where bfloat16 is
+/// faster than float32 on the CPU ([`cpu_bf16_is_fast`]) and the pose model does not compute in
+/// float32 (so `precision=fp32` and `openvino-bf16=false` keep both detectors in float32; measured:
+/// the same faces covered as float32, 1.33 times as fast: README, Performance); float32 otherwise.
+/// On ONNX Runtime's CPU provider and CUDA, float32.
+pub fn face_precision(
+    pose: Precision,
+    provider: Provider,
+    cpu: CpuFeatures,
+    int8_there: bool,
+) -> Precision {
+    if provider != Provider::OpenVino {
+        Precision::Fp32
+    } else if pose == Precision::Int8 && int8_there {
+        Precision::Int8
+    } else if cpu.bf16_fast && pose != Precision::Fp32 {
         Precision::Bf16
     } else {
         Precision::Fp32
@@ -1270,13 +1295,20 @@ impl Engine {
         let face = match &cfg.face_model {
             None => None,
             Some(path) => {
-                let prec = face_precision(precision, provider, cpu);
-                let face = load_face(path, provider, prec, cpu, threads, &new_builder)?;
+                let int8 = int8_variant(path);
+                // A face model given by its int8 name is int8 whatever the pose model runs in.
+                let prec = if int8 == *path {
+                    Precision::Int8
+                } else {
+                    face_precision(precision, provider, cpu, int8.is_file())
+                };
+                let file = if prec == Precision::Int8 { &int8 } else { path };
+                let face = load_face(file, provider, prec, cpu, threads, &new_builder)?;
                 if provider == Provider::OpenVino {
-                    let name = if prec == Precision::Bf16 {
-                        "bfloat16"
-                    } else {
-                        "float32"
+                    let name = match prec {
+                        Precision::Bf16 => "bfloat16",
+                        Precision::Int8 => "int8",
+                        _ => "float32",
                     };
                     append_note(&mut provider_note, format!("face detector: {name}"));
                 }
@@ -1385,8 +1417,9 @@ fn openvino_config(hint: &str) -> String {
     )
 }
 
-/// Loads the face model on `provider` (the pose model's), in `precision` (bfloat16 or float32, on
-/// OpenVINO only), and checks its contract.
+/// Loads the face model on `provider` (the pose model's), in `precision` (int8 for an int8 file,
+/// bfloat16 or float32 on OpenVINO), and checks its contract. An int8 file on OpenVINO also gets a
+/// session on ONNX Runtime's CPU provider for the smallest inputs, as the pose model does.
 fn load_face(
     path: &Path,
     provider: Provider,
@@ -1427,6 +1460,16 @@ fn load_face(
     let session = builder
         .commit_from_file(path)
         .map_err(|e| load_err(e.to_string()))?;
+    let small = if provider == Provider::OpenVino && precision == Precision::Int8 {
+        let s = new_builder()?.commit_from_file(path).map_err(|e| {
+            err(format!(
+                "ONNX Runtime cannot load it on its CPU provider (for small inputs): {e}"
+            ))
+        })?;
+        Some(s)
+    } else {
+        None
+    };
     let ins = describe_all(session.inputs());
     let outs: Vec<String> = session
         .outputs()
@@ -1436,8 +1479,14 @@ fn load_face(
     check_face_contract(&ins, &outs).map_err(err)?;
     Ok(FaceSession {
         session,
+        small,
         model: path.to_path_buf(),
         precision,
+        conf_offset: if precision == Precision::Int8 {
+            FACE_INT8_CONF_OFFSET
+        } else {
+            0.0
+        },
     })
 }
 
@@ -1452,8 +1501,11 @@ impl FaceSession {
     ) -> Result<(), EngineError> {
         let err = |e: ort::Error| EngineError::Inference(format!("face model: {e}"));
         let tensor = TensorRef::from_array_view((shape.map(|d| d as i64), input)).map_err(err)?;
-        let outputs = self
-            .session
+        let session = match &mut self.small {
+            Some(small) if is_small_input(shape) => small,
+            _ => &mut self.session,
+        };
+        let outputs = session
             .run(ort::inputs![YUNET_INPUT_NAME => tensor])
             .map_err(err)?;
         for (name, o) in YUNET_OUTPUTS.iter().zip(out.iter_mut()) {
@@ -1867,7 +1919,7 @@ mod tests {
         assert_eq!(openvino_hint(Precision::Int8, slow), "f32");
         for pose in [Precision::Int8, Precision::Bf16] {
             assert_eq!(
-                face_precision(pose, Provider::OpenVino, slow),
+                face_precision(pose, Provider::OpenVino, slow, false),
                 Precision::Fp32
             );
         }
@@ -1915,33 +1967,46 @@ mod tests {
     }
 
     #[test]
-    fn the_face_detector_follows_the_pose_model_in_bf16_where_the_cpu_has_it() {
+    fn the_face_detector_follows_the_pose_model_in_int8_or_in_bf16_where_the_cpu_has_it() {
         let bf16 = CpuFeatures {
             bf16: true,
             bf16_fast: true,
             vnni: true,
         };
-        // The face detector: bfloat16 where the CPU has it, unless the pose model computes in
-        // float32 (precision=fp32, openvino-bf16=false, or no bfloat16 and no int8 variant).
         let avx2 = CpuFeatures::default();
+        // int8 where the pose model runs int8 on OpenVINO and the face model's int8 variant is
+        // there, on any CPU.
+        for cpu in [bf16, avx2] {
+            assert_eq!(
+                face_precision(Precision::Int8, Provider::OpenVino, cpu, true),
+                Precision::Int8
+            );
+            for pose in [Precision::Fp32, Precision::Bf16] {
+                assert_ne!(
+                    face_precision(pose, Provider::OpenVino, cpu, true),
+                    Precision::Int8
+                );
+            }
+        }
+        // Else bfloat16 where it is fast, unless the pose model computes in float32
+        // (precision=fp32, openvino-bf16=false, or no bfloat16 and no int8 variant).
         for pose in [Precision::Bf16, Precision::Int8] {
             assert_eq!(
-                face_precision(pose, Provider::OpenVino, bf16),
+                face_precision(pose, Provider::OpenVino, bf16, false),
                 Precision::Bf16
             );
         }
         assert_eq!(
-            face_precision(Precision::Fp32, Provider::OpenVino, bf16),
+            face_precision(Precision::Fp32, Provider::OpenVino, bf16, true),
             Precision::Fp32
         );
         for provider in [Provider::Cpu, Provider::Cuda(0)] {
-            assert_eq!(
-                face_precision(Precision::Bf16, provider, bf16),
-                Precision::Fp32
-            );
+            for pose in [Precision::Bf16, Precision::Int8] {
+                assert_eq!(face_precision(pose, provider, bf16, true), Precision::Fp32);
+            }
         }
         assert_eq!(
-            face_precision(Precision::Int8, Provider::OpenVino, avx2),
+            face_precision(Precision::Int8, Provider::OpenVino, avx2, false),
             Precision::Fp32
         );
     }

@@ -248,6 +248,8 @@ pub struct ServerInfo {
     pub region_pad: f32,
     /// How much lower the confidence threshold is for the precision in effect.
     pub conf_offset: f32,
+    /// How much lower `face-threshold` is for the face detector's precision.
+    pub face_conf_offset: f32,
     /// The face detector is loaded beside the pose model.
     pub face: bool,
     /// The network's fixed batch, height and width, when the model fixes them.

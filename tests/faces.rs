@@ -395,15 +395,22 @@ fn face_interval_runs_the_face_detector_on_every_nth_frame_and_after_a_cut() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// The face detector computes in bfloat16 on OpenVINO where bfloat16 is faster than float32 on the
-/// CPU (`cpu_bf16_is_fast`; measured to cover the same faces as float32: README, Face coverage),
-/// in float32 under
+/// The face detector computes in int8 on OpenVINO where the pose model does (its int8 variant is
+/// shipped: measured to cover the faces float32 covers, models/README-face.md), else in bfloat16
+/// where bfloat16 is faster than float32 on the CPU (`cpu_bf16_is_fast`), in float32 under
 /// `precision=fp32` and everywhere else, and the provider note says which.
 #[test]
-fn the_face_detector_computes_in_bfloat16_only_where_the_cpu_has_it_and_fp32_is_not_asked() {
+fn the_face_detector_follows_the_pose_model_in_int8_and_computes_in_fp32_when_asked() {
     use gstyoloanonymize::engine::{
         CpuFeatures, Device, Engine, EngineConfig, Precision, Provider, face_precision,
+        int8_variant,
     };
+    let face_model = gstyoloanonymize::default_face_model_path();
+    let int8 = int8_variant(&face_model);
+    assert!(
+        int8.is_file(),
+        "the face model's int8 variant {int8:?} is shipped"
+    );
     let config = |precision| EngineConfig {
         model: gstyoloanonymize::default_model_path(),
         device: Device::Auto,
@@ -411,26 +418,37 @@ fn the_face_detector_computes_in_bfloat16_only_where_the_cpu_has_it_and_fp32_is_
         library_dirs: Vec::new(),
         half_precision: false,
         openvino_bf16: true,
-        face_model: Some(gstyoloanonymize::default_face_model_path()),
+        face_model: Some(face_model.clone()),
         precision,
     };
     let cpu = CpuFeatures::detect();
     for asked in [Precision::Auto, Precision::Fp32] {
         let e = Engine::load_config(&config(asked)).unwrap();
         let face = e.face.as_ref().expect("the face detector is loaded");
-        let want = face_precision(e.precision, e.provider, cpu);
+        let want = face_precision(e.precision, e.provider, cpu, true);
         assert_eq!(face.precision, want, "{asked}: {:?}", e.provider_note);
-        if asked == Precision::Fp32 || !cpu.bf16_fast || e.provider != Provider::OpenVino {
-            assert_eq!(face.precision, Precision::Fp32, "{asked}");
+        let expected = if asked == Precision::Fp32 || e.provider != Provider::OpenVino {
+            Precision::Fp32
+        } else if e.precision == Precision::Int8 {
+            Precision::Int8
+        } else if cpu.bf16_fast {
+            Precision::Bf16
         } else {
-            assert_eq!(face.precision, Precision::Bf16, "{asked}");
-        }
+            Precision::Fp32
+        };
+        assert_eq!(face.precision, expected, "{asked}");
+        let file = if expected == Precision::Int8 {
+            &int8
+        } else {
+            &face_model
+        };
+        assert_eq!(&face.model, file, "{asked}: the file run");
         if e.provider == Provider::OpenVino {
             let note = e.provider_note.clone().unwrap_or_default();
-            let said = if want == Precision::Bf16 {
-                "face detector: bfloat16"
-            } else {
-                "face detector: float32"
+            let said = match want {
+                Precision::Int8 => "face detector: int8",
+                Precision::Bf16 => "face detector: bfloat16",
+                _ => "face detector: float32",
             };
             assert!(note.contains(said), "{asked}: {note}");
         }

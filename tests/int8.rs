@@ -10,8 +10,10 @@ use std::path::Path;
 use gstyoloanonymize::decode::decode_batch;
 use gstyoloanonymize::detection::Detection;
 use gstyoloanonymize::engine::{
-    Device, Engine, EngineConfig, INT8_CONF_OFFSET, INT8_REGION_PAD, Precision, int8_variant,
+    Device, Engine, EngineConfig, FACE_INT8_CONF_OFFSET, INT8_CONF_OFFSET, INT8_REGION_PAD,
+    Precision, int8_variant,
 };
+use gstyoloanonymize::face::DEFAULT_FACE_THRESHOLD;
 use gstyoloanonymize::preprocess::{Letterbox, Preprocessor};
 
 use common::{Frame, frame_ref, i420_frames, repo, sample};
@@ -248,3 +250,143 @@ fn the_int8_model_answers_every_input_size_including_the_smallest() {
         assert_eq!(len, shape[0] * 56 * anchors, "{shape:?}");
     }
 }
+
+/// Per-frame faces of the face detector of `engine` (the element's defaults: `face-scale` x1.5
+/// for these 768x576 frames, threshold 0.5, NMS IoU 0.3, frame pixels), batch 4.
+fn faces(
+    engine: &mut Engine,
+    frames: &[Frame],
+    threshold: f32,
+) -> Vec<Vec<gstyoloanonymize::detection::FaceDetection>> {
+    use gstyoloanonymize::face::{
+        DEFAULT_FACE_IOU, YunetOutputs, decode_yunet_batch, fill_face_tensor,
+    };
+    let face = engine.face.as_mut().expect("the face detector is loaded");
+    let mut pre = Preprocessor::default();
+    let mut out: [Vec<f32>; 12] = Default::default();
+    let mut all = Vec::new();
+    for chunk in frames.chunks(4) {
+        let mut input = Vec::new();
+        let mut lbs = Vec::new();
+        for f in chunk {
+            let vf = gst_video::VideoFrameRef::from_buffer_ref_readable(f.buffer.as_ref(), &f.info)
+                .unwrap();
+            let fr = frame_ref(&vf);
+            let lb = Letterbox::with_scale(fr.width, fr.height, 1.5);
+            let start = input.len();
+            input.resize(start + lb.tensor_len(), 0.0);
+            fill_face_tensor(&mut pre, &fr, &lb, &mut input[start..]);
+            lbs.push(lb);
+        }
+        let (h, w) = (lbs[0].net_h, lbs[0].net_w);
+        face.run(&input, [chunk.len(), 3, h, w], &mut out).unwrap();
+        let t: [&[f32]; 12] = std::array::from_fn(|i| out[i].as_slice());
+        all.extend(
+            decode_yunet_batch(
+                &YunetOutputs::from_ordered(t),
+                &lbs,
+                threshold,
+                DEFAULT_FACE_IOU,
+            )
+            .unwrap(),
+        );
+    }
+    all
+}
+
+/// The shipped int8 face detector (models/README-face.md, "int8"), at the threshold the element
+/// gives it, finds the faces the float32 face detector finds on the sample clip (none of its
+/// frames calibration frames), with their eye landmarks close, and answers the smallest inputs (which it runs on ONNX Runtime's CPU
+/// provider, as the int8 pose model does).
+#[test]
+fn the_int8_face_detector_finds_the_faces_the_fp32_one_finds() {
+    let Some(file) = version("FACE_MODEL_INT8_FILE") else {
+        println!(
+            "no int8 face model is shipped (FACE_MODEL_INT8_FILE is not in scripts/versions.env)"
+        );
+        return;
+    };
+    let fp32_face = gstyoloanonymize::default_face_model_path();
+    let int8_face = repo(&format!("models/{file}"));
+    assert_eq!(int8_variant(&fp32_face), int8_face);
+    let config = |face: &Path, device| EngineConfig {
+        model: repo("models/yolo11n-pose-dynamic.onnx"),
+        device,
+        threads: 0,
+        library_dirs: Vec::new(),
+        half_precision: false,
+        openvino_bf16: true,
+        face_model: Some(face.to_path_buf()),
+        precision: Default::default(),
+    };
+    let frames = i420_frames(&sample());
+    let mut fp32 =
+        Engine::load_with_precision(&config(&fp32_face, Device::Cpu), Precision::Fp32).unwrap();
+    assert_eq!(fp32.face.as_ref().unwrap().precision, Precision::Fp32);
+    let reference = faces(&mut fp32, &frames, DEFAULT_FACE_THRESHOLD);
+    // A file named *-int8.onnx is run as int8, whatever the pose model runs in.
+    let mut int8 =
+        Engine::load_with_precision(&config(&int8_face, Device::Auto), Precision::Fp32).unwrap();
+    let face = int8.face.as_ref().unwrap();
+    assert_eq!(face.precision, Precision::Int8);
+    assert_eq!(face.model, int8_face);
+    // The element lowers face-threshold by this much for the int8 face detector.
+    assert_eq!(face.conf_offset, FACE_INT8_CONF_OFFSET);
+    let threshold = DEFAULT_FACE_THRESHOLD - face.conf_offset;
+    let provider = int8.provider;
+    let got = faces(&mut int8, &frames, threshold);
+
+    let (mut total, mut found, mut eyes_close, mut worst) = (0, 0, 0, 0f32);
+    for (a, b) in reference.iter().zip(&got) {
+        for p in a {
+            total += 1;
+            let Some(q) = b
+                .iter()
+                .filter(|q| q.bbox.iou(&p.bbox) >= 0.5)
+                .max_by(|x, y| x.bbox.iou(&p.bbox).total_cmp(&y.bbox.iou(&p.bbox)))
+            else {
+                continue;
+            };
+            found += 1;
+            // The eye band the element draws from the int8 face covers both of float32's eyes.
+            let band = gstyoloanonymize::regions::face_eye_rect(q);
+            let inside = (0..2).all(|k| {
+                let e = p.landmarks[k];
+                e.x >= band.x0 && e.x <= band.x1 && e.y >= band.y0 && e.y <= band.y1
+            });
+            eyes_close += usize::from(inside);
+            let d = (0..2)
+                .map(|k| {
+                    (p.landmarks[k].x - q.landmarks[k].x).hypot(p.landmarks[k].y - q.landmarks[k].y)
+                })
+                .fold(0f32, f32::max);
+            worst = worst.max(d / p.bbox.width());
+        }
+    }
+    println!(
+        "int8 face detector on {provider} at {threshold:.2} vs fp32 on cpu at {DEFAULT_FACE_THRESHOLD}: {found}/{total} faces, {eyes_close} with both float32 eyes inside the int8 face's eye band (worst eye shift: {worst:.3} of the face's width)"
+    );
+    assert!(total >= 100, "the sample clip has faces ({total})");
+    assert!(
+        found * 100 >= total * MIN_FACES_PCT,
+        "int8 found {found} of {total} faces (< {MIN_FACES_PCT} %)"
+    );
+    assert!(
+        eyes_close * 100 >= total * MIN_FACES_PCT,
+        "{eyes_close} of {total} faces with both eyes inside the int8 eye band (< {MIN_FACES_PCT} %)"
+    );
+
+    let face = int8.face.as_mut().unwrap();
+    for shape in [[1, 3, 32, 32], [2, 3, 64, 96], [1, 3, 128, 128]] {
+        let input = vec![100f32; shape.iter().product()];
+        let mut out: [Vec<f32>; 12] = Default::default();
+        face.run(&input, shape, &mut out)
+            .unwrap_or_else(|e| panic!("{shape:?}: {e}"));
+        let cells = shape[0] * (shape[2] / 8) * (shape[3] / 8);
+        assert_eq!(out[0].len(), cells, "{shape:?}: cls_8");
+    }
+}
+
+/// Measured on the sample clip, 2026-12-02 (models/README-face.md, "int8"): with the threshold
+/// lowered by FACE_INT8_CONF_OFFSET the int8 face detector found 267 of float32's 267 faces.
+const MIN_FACES_PCT: usize = 98;

@@ -133,7 +133,7 @@ impl State {
                 shape: [face_slots.len(), 3, flb.net_h, flb.net_w],
                 images: face_slots,
                 letterbox: flb,
-                score_threshold: live.face_threshold as f32,
+                score_threshold: (live.face_threshold as f32 - self.face_conf_offset).max(0.0),
                 iou_threshold: crate::face::DEFAULT_FACE_IOU,
             }
         });

@@ -135,6 +135,7 @@ fn load_worker(
             reduced_precision: engine.reduced_precision,
             region_pad: engine.region_pad,
             conf_offset: engine.conf_offset,
+            face_conf_offset: engine.face.as_ref().map_or(0.0, |f| f.conf_offset),
             face: engine.face.is_some(),
             fixed_batch: engine.input_shape.batch,
             fixed_hw: engine.input_shape.height.zip(engine.input_shape.width),

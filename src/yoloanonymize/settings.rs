@@ -205,7 +205,7 @@ pub fn properties() -> &'static [glib::ParamSpec] {
                 .build(),
             glib::ParamSpecEnum::builder_with_default("precision", Precision::Auto)
                 .nick("Precision")
-                .blurb("What the models compute in: auto = the fastest precision measured to keep the coverage bar on this provider (on OpenVINO the int8 model <model>-int8.onnx when it is there, else bfloat16 where the CPU has it, else float32; float32 on ONNX Runtime's CPU provider and CUDA); fp32, bf16 or int8 as asked (int8 lowers conf-threshold by 0.05 and pads regions by 8 network pixels, measured: models/README-int8.md). The face detector computes in bfloat16 on OpenVINO where the CPU has it unless the pose model computes in float32 (there is no int8 face detector). The yoloanonymize-provider message says what is in effect and why. With openvino-bf16=false, auto means fp32")
+                .blurb("What the models compute in: auto = the fastest precision measured to keep the coverage bar on this provider (on OpenVINO the int8 model <model>-int8.onnx when it is there, else bfloat16 where the CPU has it, else float32; float32 on ONNX Runtime's CPU provider and CUDA); fp32, bf16 or int8 as asked (int8 lowers conf-threshold by 0.05 and pads regions by 8 network pixels, measured: models/README-int8.md). The face detector follows on OpenVINO: int8 (its variant <face-model>-int8.onnx) where the pose model runs int8, else bfloat16 where that is faster than float32 on this CPU and the pose model does not compute in float32, else float32. The yoloanonymize-provider message says what is in effect and why. With openvino-bf16=false, auto means fp32")
                 .mutable_ready()
                 .build(),
             glib::ParamSpecFlags::builder::<Detectors>("detectors")
@@ -216,7 +216,7 @@ pub fn properties() -> &'static [glib::ParamSpec] {
                 .build(),
             glib::ParamSpecString::builder("face-model")
                 .nick("Face model")
-                .blurb("Path of the face detector's ONNX model (YuNet 2023mar with dynamic input: input `input` [batch,3,H,W], outputs cls/obj/bbox/kps_8/16/32); defaults to the bundled one")
+                .blurb("Path of the face detector's ONNX model (YuNet 2023mar with dynamic input: input `input` [batch,3,H,W], outputs cls/obj/bbox/kps_8/16/32); defaults to the bundled one. Its int8 variant <stem>-int8.onnx beside it is run where precision says; a file named *-int8.onnx is run as int8")
                 .default_value(crate::default_face_model_path().to_str())
                 .mutable_ready()
                 .build(),
@@ -238,7 +238,7 @@ pub fn properties() -> &'static [glib::ParamSpec] {
                 .build(),
             glib::ParamSpecDouble::builder("face-threshold")
                 .nick("Face threshold")
-                .blurb("Minimum face detector score (0..1) for a face to be covered")
+                .blurb("Minimum face detector score (0..1) for a face to be covered; lowered by 0.1 while the face detector runs its int8 variant (measured: models/README-face.md)")
                 .minimum(0.0)
                 .maximum(1.0)
                 .default_value(DEFAULT_FACE_THRESHOLD)

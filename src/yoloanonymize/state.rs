@@ -66,6 +66,8 @@ pub(super) struct State {
     pub face_phase: u32,
     /// How much lower the confidence threshold is for the precision in effect.
     pub conf_offset: f32,
+    /// How much lower `face-threshold` is for the face detector's precision.
+    pub face_conf_offset: f32,
     pub scratch: Scratch,
     pub regions: Vec<Region>,
     pub stats: Stats,
@@ -97,6 +99,7 @@ impl State {
                 0.0
             },
             conf_offset: info.conf_offset,
+            face_conf_offset: info.face_conf_offset,
             face_preprocessor: Preprocessor::default(),
             cuts: CutDetector::default(),
             face_phase: 0,
