@@ -72,6 +72,36 @@ struct Track {
     vy: f32,
     /// Frames analysed by the model since `last_frame` in which the person was not found.
     misses: u32,
+    /// Frame of the pose model's last detection of the person (see [`carry_pose`]).
+    pose_frame: u64,
+}
+
+/// How far `b`'s centre is from `a`'s: the person boxes' centres when both detections are of one
+/// kind, else the heads' (a person box's centre is not a face box's).
+fn centre_delta(a: &Detection, b: &Detection, kp_thr: f32) -> (f32, f32) {
+    let centres = if a.pose == b.pose {
+        Some((a.bbox.center(), b.bbox.center()))
+    } else {
+        a.head_hint(kp_thr)
+            .zip(b.head_hint(kp_thr))
+            .map(|(ha, hb)| (ha.center(), hb.center()))
+    };
+    centres.map_or((0.0, 0.0), |((ax, ay), (bx, by))| (bx - ax, by - ay))
+}
+
+/// A person the pose model found and the face detector alone finds next (the pose model missed
+/// the body): the pose detection is carried along with the face, which becomes its face, so the
+/// body, head and eye regions stay as they would be held without the face; the face detector's
+/// regions are added to them. `None` when there is nothing to carry: `face_only` is not a
+/// face-only detection or `last` is not the pose model's.
+fn carry_pose(last: &Detection, face_only: &Detection, kp_thr: f32) -> Option<Detection> {
+    if face_only.pose || !last.pose {
+        return None;
+    }
+    let (dx, dy) = centre_delta(last, face_only, kp_thr);
+    let mut d = last.shifted(dx, dy);
+    d.face = face_only.face;
+    Some(d)
 }
 
 fn centre_shift(d: &Detection, dx: f32, dy: f32) -> Detection {
@@ -229,12 +259,18 @@ impl Tracker {
                     track_used[ti] = true;
                     det_used[di] = true;
                     let t = &mut self.tracks[ti];
-                    let d = dets[di];
+                    let mut d = dets[di];
+                    if d.pose {
+                        t.pose_frame = g;
+                    } else if g - t.pose_frame <= u64::from(p.hold_frames)
+                        && let Some(carried) = carry_pose(&t.last, &d, p.keypoint_threshold)
+                    {
+                        d = carried;
+                    }
                     let dt = (g - t.last_frame).max(1) as f32;
-                    let (ox, oy) = t.last.bbox.center();
-                    let (nx, ny) = d.bbox.center();
-                    t.vx = 0.5 * t.vx + 0.5 * (nx - ox) / dt;
-                    t.vy = 0.5 * t.vy + 0.5 * (ny - oy) / dt;
+                    let (mx, my) = centre_delta(&t.last, &d, p.keypoint_threshold);
+                    t.vx = 0.5 * t.vx + 0.5 * mx / dt;
+                    t.vy = 0.5 * t.vy + 0.5 * my / dt;
                     t.last = d;
                     t.last_frame = g;
                     t.misses = 0;
@@ -256,6 +292,7 @@ impl Tracker {
                             vx: 0.0,
                             vy: 0.0,
                             misses: 0,
+                            pose_frame: g,
                         });
                         observed.push((id, i, *d));
                         born.push((id, i));
@@ -264,10 +301,17 @@ impl Tracker {
                 self.tracks.retain(|t| t.misses <= p.hold_frames);
             }
             for t in &self.tracks {
+                // A pose detection carried with the face grows as a held one would.
+                let since = if t.last.pose {
+                    t.last_frame.min(t.pose_frame)
+                } else {
+                    t.last_frame
+                };
+                let unseen = (g - since) as f32;
                 if t.last_frame == g {
                     out[i].push(Tracked {
                         det: t.last,
-                        grow: 0.0,
+                        grow: p.grow_per_frame * unseen,
                         source: Source::Detected,
                         track: t.id,
                     });
@@ -275,7 +319,7 @@ impl Tracker {
                     let dt = (g - t.last_frame) as f32;
                     out[i].push(Tracked {
                         det: centre_shift(&t.last, t.vx * dt, t.vy * dt),
-                        grow: p.grow_per_frame * dt,
+                        grow: p.grow_per_frame * unseen,
                         source: Source::Held,
                         track: t.id,
                     });
@@ -462,6 +506,66 @@ mod tests {
         assert_eq!(id_at(0, 100.0), id_at(1, 104.0));
         assert_eq!(id_at(0, 400.0), id_at(1, 405.0));
         assert_eq!(t.len(), 2);
+    }
+
+    fn face_at(cx: f32, cy: f32) -> Detection {
+        use crate::detection::landmark::NUM_LANDMARKS;
+        Detection::from_face(FaceDetection {
+            bbox: Rect::from_center(cx, cy, 16.0, 16.0),
+            score: 0.8,
+            landmarks: [Keypoint {
+                x: cx,
+                y: cy,
+                conf: 0.8,
+            }; NUM_LANDMARKS],
+        })
+    }
+
+    #[test]
+    fn a_pose_track_continued_by_the_face_alone_keeps_its_body_within_hold_frames() {
+        let p = params(2);
+        let pose = person(100.0);
+        let (hx, hy) = pose.head_hint(p.keypoint_threshold).unwrap().center();
+        // The pose model finds the person once; then only the face detector does, 3 px further
+        // right each frame.
+        let frames: Vec<_> = std::iter::once(Some(vec![pose]))
+            .chain((1..=4).map(|k| Some(vec![face_at(hx + 3.0 * k as f32, hy)])))
+            .collect();
+        let out = Tracker::default().process_batch(&frames, &[], &p);
+        for (f, list) in out.iter().enumerate() {
+            assert_eq!(list.len(), 1, "frame {f}: one person, one track: {list:?}");
+            assert_eq!(list[0].track, out[0][0].track);
+        }
+        for (f, list) in out.iter().enumerate().take(3).skip(1) {
+            let t = &list[0];
+            assert!(t.det.pose, "frame {f}: the body is carried");
+            assert!(t.det.face.is_some(), "frame {f}: with the face found");
+            let dx = t.det.bbox.x0 - pose.bbox.x0;
+            assert!(
+                (dx - 3.0 * f as f32).abs() < 1e-3,
+                "frame {f}: moved with the face: {dx}"
+            );
+            assert!(
+                (t.grow - 0.1 * f as f32).abs() < 1e-6,
+                "grows as held: {}",
+                t.grow
+            );
+        }
+        // Past hold-frames the body is no longer carried: the face alone.
+        for (f, list) in out.iter().enumerate().skip(3) {
+            let t = &list[0];
+            assert!(!t.det.pose, "frame {f}: {t:?}");
+            assert_eq!(t.grow, 0.0);
+            assert!((t.det.bbox.center().0 - (hx + 3.0 * f as f32)).abs() < 1e-3);
+        }
+        // Found again by the pose model: the track goes on.
+        let mut t = Tracker::default();
+        let mut frames = frames;
+        frames.truncate(2);
+        frames.push(Some(vec![person(106.0)]));
+        let out = t.process_batch(&frames, &[], &p);
+        assert_eq!(out[2][0].track, out[0][0].track);
+        assert!(out[2][0].det.pose && out[2][0].grow == 0.0);
     }
 
     #[test]
