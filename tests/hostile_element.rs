@@ -295,45 +295,42 @@ fn an_audit_trail_that_cannot_be_written_is_heard() {
 fn an_unsupported_format_in_gst_launch_gets_the_advice() {
     let _shared = shared();
     let plugin = plugin_dir();
-    // Bounded, and tried twice: gst-launch-1.0 hangs now and then after the element's error
-    // (seen in about one run of ten on 2026-12-01 and 2026-12-02, on a loaded machine: the
-    // error posted, "Redistribute latency...", then no exit; not reproduced in 25 quiet runs;
-    // root cause not found, see the README's Tests section). One hang is reported and retried;
-    // two fail the test.
-    let run = || {
-        let out = Command::new("timeout")
-            .args([
-                "60",
-                "gst-launch-1.0",
-                "videotestsrc",
-                "num-buffers=3",
-                "!",
-                "video/x-raw,format=GRAY8,width=64,height=48",
-                "!",
-                "yoloanonymize",
-                "!",
-                "fakesink",
-            ])
-            .env("GST_PLUGIN_PATH", &plugin)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out, text)
-    };
-    let (mut out, mut text) = run();
-    if out.status.code() == Some(124) {
-        eprintln!("gst-launch hung once (retrying): {text}");
-        (out, text) = run();
-    }
-    assert_ne!(
-        out.status.code(),
-        Some(124),
-        "gst-launch hung twice: {text}"
+    // Bounded: gst-launch-1.0 1.22 itself hangs now and then after an error posted this early.
+    // Its bus sync handler prints the error and calls g_main_loop_quit() (tools/gst-launch.c
+    // 1.22.0, line 997), and when that happens while main() is still in
+    // gst_element_set_state(PAUSED), before g_main_loop_run(), the quit is lost and the loop
+    // runs for ever. Stock elements do the same: `videotestsrc ! identity error-after=1 !
+    // fakesink` hung 5 of 40 runs with both cores busy (2026-12-02), this pipeline 10 of 30.
+    // The error and its advice are printed before the hang, so a run that hangs after
+    // printing them passes too, with a note.
+    let out = Command::new("timeout")
+        .args([
+            "30",
+            "gst-launch-1.0",
+            "videotestsrc",
+            "num-buffers=3",
+            "!",
+            "video/x-raw,format=GRAY8,width=64,height=48",
+            "!",
+            "yoloanonymize",
+            "!",
+            "fakesink",
+        ])
+        .env("GST_PLUGIN_PATH", &plugin)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
+    if out.status.code() == Some(124) {
+        assert!(
+            text.contains("ERROR: pipeline doesn't want to preroll."),
+            "gst-launch hung without having printed the error: {text}"
+        );
+        eprintln!("gst-launch-1.0 hung after printing the error (its own race, see above)");
+    }
     assert!(!out.status.success(), "{text}");
     assert!(
         text.contains("cannot handle caps")
